@@ -1,0 +1,3 @@
+module github.com/roapproxy/roapproxy
+
+go 1.26.8
