@@ -1,0 +1,195 @@
+package captures
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/roapproxy/roapproxy/decode"
+)
+
+func testFlow(i int, body string) *Flow {
+	req := []byte(body)
+	m := decode.Decode(req, decode.Hint{ContentType: decode.MIMEPDU, Direction: decode.DirRequest})
+	return &Flow{Mode: "reverse", Leg: LegDeviceRI, Method: "POST", URL: fmt.Sprintf("http://ri.test/roap?i=%d", i),
+		Request:  Half{Header: http.Header{"Content-Type": {decode.MIMEPDU}}, Body: req, Size: int64(len(req)), Message: m},
+		Timings:  Timings{Received: time.Unix(1700000000, 0), Done: time.Unix(1700000000, 5e6)},
+		Findings: []decode.Finding{}}
+}
+
+func TestBusNeverBlocksAndCutsOffLaggards(t *testing.T) {
+	b := NewBus(16)
+	slow, _, _ := b.Subscribe(0, 2, nil)
+	fast, _, _ := b.Subscribe(0, 100, nil)
+	for i := 0; i < 50; i++ {
+		b.Publish(Event{Type: EventFlow, FlowID: uint64(i)})
+	}
+	// The slow subscriber read nothing: its queue of 2 overflowed on the third publish.
+	got := 0
+	for range slow.C {
+		got++
+	}
+	if got != 2 || !slow.Lagged() {
+		t.Fatalf("slow subscriber: got %d events, lagged=%v; want 2 and cut off", got, slow.Lagged())
+	}
+	if len(fast.C) != 50 || fast.Lagged() {
+		t.Fatalf("fast subscriber has %d queued, lagged=%v; want 50, not lagged", len(fast.C), fast.Lagged())
+	}
+	fast.Close()
+	if b.Last() != 50 {
+		t.Fatalf("Last = %d", b.Last())
+	}
+}
+
+func TestBusCatchUpFromSequence(t *testing.T) {
+	b := NewBus(8)
+	for i := 1; i <= 20; i++ {
+		b.Publish(Event{Type: EventFlow, FlowID: uint64(i)})
+	}
+	_, backlog, complete := b.Subscribe(15, 10, nil)
+	if !complete || len(backlog) != 5 || backlog[0].Seq != 16 || backlog[4].Seq != 20 {
+		t.Fatalf("catch-up from 15: complete=%v backlog=%v", complete, backlog)
+	}
+	// 20 events, ring of 8: events up to 12 are gone, so resuming after 5 is incomplete.
+	_, _, complete = b.Subscribe(5, 10, nil)
+	if complete {
+		t.Fatal("resuming past the ring must report incomplete so the client resyncs")
+	}
+	_, backlog, complete = b.Subscribe(12, 10, nil)
+	if !complete || len(backlog) != 8 {
+		t.Fatalf("resume at the ring's edge: complete=%v len=%d", complete, len(backlog))
+	}
+	// A filter applies to the backlog and to live events.
+	s, backlog, _ := b.Subscribe(16, 10, func(e *Event) bool { return e.FlowID%2 == 0 })
+	if len(backlog) != 2 {
+		t.Fatalf("filtered backlog %v", backlog)
+	}
+	b.Publish(Event{FlowID: 21})
+	b.Publish(Event{FlowID: 22})
+	if e := <-s.C; e.FlowID != 22 {
+		t.Fatalf("filtered live event %+v", e)
+	}
+}
+
+func TestStoreEvictsByCountAndBytes(t *testing.T) {
+	bus := NewBus(64)
+	s := NewStore(StoreOptions{MaxFlows: 3, MaxBytes: 1 << 20}, bus)
+	for i := 0; i < 5; i++ {
+		s.Add(testFlow(i, "<x/>"))
+	}
+	if s.Len() != 3 {
+		t.Fatalf("len %d", s.Len())
+	}
+	if _, ok := s.Get(2); ok {
+		t.Fatal("flow 2 should have been evicted")
+	}
+	if f, ok := s.Get(5); !ok || f.ID != 5 {
+		t.Fatal("newest flow missing")
+	}
+	s2 := NewStore(StoreOptions{MaxFlows: 100, MaxBytes: 100}, nil)
+	for i := 0; i < 10; i++ {
+		s2.Add(testFlow(i, string(bytes.Repeat([]byte("a"), 40))))
+	}
+	if s2.Len() != 2 {
+		t.Fatalf("byte-bounded store holds %d flows of 40 bytes under a 100-byte cap; want 2", s2.Len())
+	}
+	if bus.Last() != 5 {
+		t.Fatalf("bus saw %d events", bus.Last())
+	}
+}
+
+func TestStoreFilterAndPaging(t *testing.T) {
+	s := NewStore(StoreOptions{}, NewBus(8))
+	ok := `<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="Success"></roap:leaveDomainResponse>`
+	bad := `<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="DomainAccessDenied"></roap:leaveDomainResponse>`
+	for i := 0; i < 6; i++ {
+		body := ok
+		if i%3 == 0 {
+			body = bad
+		}
+		s.Add(testFlow(i, body))
+	}
+	p := s.List(Filter{Severity: decode.SevError}, 0, 0)
+	if p.Total != 2 {
+		t.Fatalf("error filter total %d, want 2", p.Total)
+	}
+	p = s.List(Filter{Text: "DAD-SCOPE"}, 0, 0)
+	if p.Total != 2 {
+		t.Fatalf("free text over findings: total %d", p.Total)
+	}
+	p = s.List(Filter{}, 2, 3)
+	if p.Total != 6 || len(p.Flows) != 3 || p.Flows[0].ID != 3 {
+		t.Fatalf("paging: %+v", p)
+	}
+	if p.Last != 6 {
+		t.Fatalf("page lastSeq %d", p.Last)
+	}
+}
+
+func TestStoreAddFindingsPublishes(t *testing.T) {
+	bus := NewBus(8)
+	s := NewStore(StoreOptions{}, bus)
+	id := s.Add(testFlow(0, "<x/>"))
+	sub, _, _ := bus.Subscribe(bus.Last(), 4, nil)
+	late := decode.Finding{Rule: "X", Severity: decode.SevWarning, Message: "late"}
+	if !s.AddFindings(id, []decode.Finding{late}) {
+		t.Fatal("AddFindings on a held flow")
+	}
+	e := <-sub.C
+	if e.Type != EventFindings || e.FlowID != id {
+		t.Fatalf("event %+v", e)
+	}
+	if p := s.List(Filter{Severity: decode.SevWarning}, 0, 0); p.Total != 1 {
+		t.Fatal("summary not updated with the late finding")
+	}
+	if s.AddFindings(999, []decode.Finding{late}) {
+		t.Fatal("AddFindings on a missing flow must report false")
+	}
+}
+
+func TestRecorderRoundTripAndHAR(t *testing.T) {
+	var buf bytes.Buffer
+	r := NewRecorder(&buf, 16)
+	f := testFlow(1, `<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="Success"></roap:leaveDomainResponse>`)
+	f.Response = Half{Header: http.Header{"Content-Type": {"application/octet-stream"}}, Body: []byte{0, 1, 2, 0xff}, Size: 4}
+	r.Record(f)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	flows, err := ReadRecords(&buf)
+	if err != nil || len(flows) != 1 {
+		t.Fatalf("read back: %v, %d flows", err, len(flows))
+	}
+	if !bytes.Equal(flows[0].Request.Body, f.Request.Body) || !bytes.Equal(flows[0].Response.Body, f.Response.Body) {
+		t.Fatal("bodies did not survive the recording byte for byte")
+	}
+	if flows[0].Request.Message.Kind != "leaveDomainResponse" {
+		t.Fatalf("decoded message lost: %+v", flows[0].Request.Message)
+	}
+	var har bytes.Buffer
+	if err := WriteHAR(&har, flows, "test"); err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct {
+		Log struct {
+			Entries []struct {
+				Response struct {
+					Content struct{ Text, Encoding string }
+				}
+				Extra map[string]any `json:"_roapproxy"`
+			}
+		}
+	}
+	if err := json.Unmarshal(har.Bytes(), &parsed); err != nil || len(parsed.Log.Entries) != 1 {
+		t.Fatalf("HAR: %v", err)
+	}
+	if parsed.Log.Entries[0].Response.Content.Encoding != "base64" {
+		t.Fatal("binary response body must be base64 in HAR")
+	}
+	if parsed.Log.Entries[0].Extra["reqKind"] != "leaveDomainResponse" {
+		t.Fatalf("HAR extra %v", parsed.Log.Entries[0].Extra)
+	}
+}

@@ -1,0 +1,267 @@
+// Package captures holds what the proxy saw: the Flow record of one HTTP exchange with its
+// decoded messages and findings, a bounded in-memory store of recent flows, a numbered event
+// stream whose publishers never block, a JSON-lines recorder, and HAR export.
+package captures
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/roapproxy/roapproxy/decode"
+)
+
+// Leg names the pair of parties an exchange runs between, client first.
+type Leg string
+
+// Legs of OMA DRM traffic.
+const (
+	LegDeviceRI Leg = "device-ri" // DRM Agent ↔ Rights Issuer (ROAP, triggers, tokens)
+	LegRIDEA    Leg = "ri-dea"    // RI ↔ DEA (SCE RDP requests)
+	LegDEARI    Leg = "dea-ri"    // DEA → RI (drmTrigger)
+	LegOCSP     Leg = "ocsp"      // anyone ↔ OCSP responder
+	LegOther    Leg = "other"     // not DRM traffic
+)
+
+// Timings of one exchange.
+type Timings struct {
+	Received     time.Time `json:"received"`              // request fully read from the client
+	SentUpstream time.Time `json:"sentUpstream,omitzero"` // request handed to the upstream connection
+	FirstByte    time.Time `json:"firstByte,omitzero"`    // upstream response headers arrived
+	Done         time.Time `json:"done,omitzero"`         // response fully written to the client
+}
+
+// Half is one direction of an exchange.
+type Half struct {
+	Header    http.Header     `json:"header,omitempty"`
+	Body      []byte          `json:"-"`
+	Size      int64           `json:"size"`
+	Truncated bool            `json:"truncated,omitempty"` // larger than the capture limit; only a prefix is kept
+	Message   *decode.Message `json:"message,omitempty"`   // decoded body (without its parse tree)
+}
+
+// ContentType returns the Content-Type header of the half.
+func (h *Half) ContentType() string { return h.Header.Get("Content-Type") }
+
+// Flow is one HTTP exchange on one leg.
+type Flow struct {
+	ID          uint64           `json:"id"`
+	Mode        string           `json:"mode"` // forward, mitm, reverse
+	Leg         Leg              `json:"leg"`
+	Client      string           `json:"client"`
+	Upstream    string           `json:"upstream"`
+	Method      string           `json:"method"`
+	URL         string           `json:"url"`
+	Proto       string           `json:"proto"`
+	Request     Half             `json:"request"`
+	StatusCode  int              `json:"statusCode"`
+	Response    Half             `json:"response"`
+	Findings    []decode.Finding `json:"findings"` // transport and cross-message findings
+	Correlation []string         `json:"correlation,omitempty"`
+	Timings     Timings          `json:"timings"`
+	Error       string           `json:"error,omitempty"`
+	Rules       []string         `json:"rules,omitempty"` // rules that changed or held this flow
+}
+
+// Messages returns the decoded request and response messages that exist.
+func (f *Flow) Messages() []*decode.Message {
+	var out []*decode.Message
+	if f.Request.Message != nil {
+		out = append(out, f.Request.Message)
+	}
+	if f.Response.Message != nil {
+		out = append(out, f.Response.Message)
+	}
+	return out
+}
+
+// AllFindings returns the flow's findings followed by those of its messages (nested included).
+func (f *Flow) AllFindings() []decode.Finding {
+	out := append([]decode.Finding(nil), f.Findings...)
+	var walk func(m *decode.Message)
+	walk = func(m *decode.Message) {
+		out = append(out, m.Findings...)
+		for _, n := range m.Nested {
+			walk(n)
+		}
+	}
+	for _, m := range f.Messages() {
+		walk(m)
+	}
+	return out
+}
+
+// Verdict is the worst severity of all the flow's findings ("" when there are none).
+func (f *Flow) Verdict() decode.Severity {
+	var w decode.Severity
+	for _, x := range f.AllFindings() {
+		if x.Severity.Rank() > w.Rank() {
+			w = x.Severity
+		}
+	}
+	return w
+}
+
+// Summary is the row the flow table and the event stream show.
+type Summary struct {
+	ID          uint64            `json:"id"`
+	Time        time.Time         `json:"time"`
+	Leg         Leg               `json:"leg"`
+	Mode        string            `json:"mode"`
+	Client      string            `json:"client"`
+	Method      string            `json:"method"`
+	Host        string            `json:"host"`
+	Path        string            `json:"path"`
+	StatusCode  int               `json:"statusCode"`
+	ReqKind     string            `json:"reqKind,omitempty"`
+	RespKind    string            `json:"respKind,omitempty"`
+	Variant     string            `json:"variant,omitempty"`
+	Status      string            `json:"status,omitempty"` // protocol status (roap:Status)
+	Verdict     decode.Severity   `json:"verdict,omitempty"`
+	Errors      int               `json:"errors"`
+	Warnings    int               `json:"warnings"`
+	Size        int64             `json:"size"`
+	DurationMS  float64           `json:"durationMs"`
+	IDs         map[string]string `json:"ids,omitempty"`
+	Correlation []string          `json:"correlation,omitempty"`
+	Error       string            `json:"error,omitempty"`
+	Rules       []string          `json:"rules,omitempty"`
+}
+
+// Summarize builds the table row of f.
+func Summarize(f *Flow) Summary {
+	s := Summary{ID: f.ID, Time: f.Timings.Received, Leg: f.Leg, Mode: f.Mode, Client: f.Client, Method: f.Method,
+		StatusCode: f.StatusCode, Size: f.Request.Size + f.Response.Size, Correlation: f.Correlation, Error: f.Error, Rules: f.Rules}
+	if u, err := url.Parse(f.URL); err == nil {
+		s.Host, s.Path = u.Host, u.Path
+		if u.RawQuery != "" {
+			s.Path += "?" + u.RawQuery
+		}
+	}
+	if !f.Timings.Done.IsZero() {
+		s.DurationMS = float64(f.Timings.Done.Sub(f.Timings.Received).Microseconds()) / 1000
+	}
+	ids := map[string]string{}
+	for _, m := range f.Messages() {
+		for k, v := range m.IDs {
+			if _, seen := ids[k]; !seen {
+				ids[k] = v
+			}
+		}
+	}
+	if m := f.Request.Message; m != nil && m.Kind != "unknown" {
+		s.ReqKind = m.Kind
+		s.Variant = m.Variant
+		if m.Status != "" {
+			s.Status = m.Status
+		}
+	}
+	if m := f.Response.Message; m != nil && m.Kind != "unknown" {
+		s.RespKind = m.Kind
+		if m.Variant != "" {
+			s.Variant = m.Variant
+		}
+		if m.Status != "" {
+			s.Status = m.Status
+		}
+	}
+	if len(ids) > 0 {
+		s.IDs = ids
+	}
+	for _, x := range f.AllFindings() {
+		switch x.Severity {
+		case decode.SevError:
+			s.Errors++
+		case decode.SevWarning:
+			s.Warnings++
+		}
+		if x.Severity.Rank() > s.Verdict.Rank() {
+			s.Verdict = x.Severity
+		}
+	}
+	return s
+}
+
+// Filter selects flows. Empty fields match everything.
+type Filter struct {
+	Kind     string // request or response kind (case-insensitive substring)
+	ID       string // any identifying value (device ID, RI ID, domain, nonce …), exact or substring
+	Domain   string
+	Status   string // protocol status, exact (case-insensitive)
+	Severity decode.Severity
+	Leg      Leg
+	Text     string // free text over URL, kinds, IDs, findings
+}
+
+// Match reports whether the summary s (and flow f, for free text over findings) passes.
+func (q Filter) Match(s *Summary, f *Flow) bool {
+	if q.Kind != "" && !containsFold(s.ReqKind, q.Kind) && !containsFold(s.RespKind, q.Kind) && !containsFold(s.Variant, q.Kind) {
+		return false
+	}
+	if q.Status != "" && !strings.EqualFold(s.Status, q.Status) {
+		return false
+	}
+	if q.Leg != "" && s.Leg != q.Leg {
+		return false
+	}
+	if q.Severity != "" && s.Verdict.Rank() < q.Severity.Rank() {
+		return false
+	}
+	if q.Domain != "" && !containsFold(s.IDs["domainID"], q.Domain) {
+		return false
+	}
+	if q.ID != "" {
+		hit := false
+		for _, v := range s.IDs {
+			if strings.Contains(v, q.ID) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return false
+		}
+	}
+	if q.Text != "" {
+		if !(containsFold(s.Host+s.Path, q.Text) || containsFold(s.ReqKind, q.Text) || containsFold(s.RespKind, q.Text) ||
+			containsFold(s.Status, q.Text) || containsFold(string(s.Leg), q.Text)) {
+			hit := false
+			for _, v := range s.IDs {
+				if containsFold(v, q.Text) {
+					hit = true
+					break
+				}
+			}
+			if !hit && f != nil {
+				for _, x := range f.AllFindings() {
+					if containsFold(x.Rule, q.Text) || containsFold(x.Message, q.Text) {
+						hit = true
+						break
+					}
+				}
+			}
+			if !hit {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+// Lighten drops the parse trees of a decoded message (and its nested messages) so a stored flow
+// costs its bytes and findings, not a DOM. The field tree is rebuilt on demand by decoding the
+// kept bytes again: decoding is pure, so the result is the same.
+func Lighten(m *decode.Message) {
+	if m == nil {
+		return
+	}
+	m.Doc, m.Root = nil, nil
+	for _, n := range m.Nested {
+		Lighten(n)
+	}
+}
