@@ -1,3 +1,9 @@
 module github.com/roapproxy/roapproxy
 
 go 1.26.8
+
+require (
+	github.com/elazarl/goproxy v1.9.2 // indirect
+	golang.org/x/net v0.50.0 // indirect
+	golang.org/x/text v0.34.0 // indirect
+)

@@ -53,13 +53,24 @@ func (s *Store) SetRecorder(r *Recorder) {
 
 func flowBytes(f *Flow) int64 { return int64(len(f.Request.Body) + len(f.Response.Body)) }
 
-// Add stores f (its ID is assigned here), lightens its messages and publishes it.
+// NextID reserves a flow ID. The proxy takes one when an exchange starts, so the request and
+// response halves can be correlated before the flow is complete and stored.
+func (s *Store) NextID() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	return s.nextID
+}
+
+// Add stores f (assigning its ID unless it already has one from NextID), lightens its messages and publishes it.
 func (s *Store) Add(f *Flow) uint64 {
 	Lighten(f.Request.Message)
 	Lighten(f.Response.Message)
 	s.mu.Lock()
-	s.nextID++
-	f.ID = s.nextID
+	if f.ID == 0 {
+		s.nextID++
+		f.ID = s.nextID
+	}
 	for s.count > 0 && (s.count >= s.maxFlows || s.bytes+flowBytes(f) > s.maxBytes) {
 		s.evictLocked()
 	}

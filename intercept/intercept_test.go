@@ -1,0 +1,380 @@
+package intercept
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/roapproxy/roapproxy/captures"
+	"github.com/roapproxy/roapproxy/decode"
+)
+
+const ldResp = `<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="Success"><nonce>T1Sq3LQMzhRwj5eASuy5LA==</nonce><domainID>ACMEUSERDOM42001</domainID></roap:leaveDomainResponse>`
+
+func newTestPipeline(t testing.TB, judge Judge) (*Pipeline, *captures.Store) {
+	t.Helper()
+	store := captures.NewStore(captures.StoreOptions{}, captures.NewBus(1024))
+	p := NewPipeline(Config{Store: store, Judge: judge, Transport: NewTransport(TransportOptions{TLS: &TLSOptions{Insecure: true}})})
+	t.Cleanup(p.Close)
+	return p, store
+}
+
+// waitFlows waits until the store holds n flows; flows are stored when the client has read
+// the response, which can be just after the client's call returns.
+func waitFlows(t testing.TB, s *captures.Store, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Len() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("store holds %d flows, want %d", s.Len(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rawExchange sends raw request bytes over TCP and returns the raw response bytes, so framing
+// can be compared exactly.
+func rawExchange(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return fmt.Sprintf("%d|CL=%d|TE=%v|%s", resp.StatusCode, resp.ContentLength, resp.TransferEncoding, b)
+}
+
+func TestReverseIsByteExact(t *testing.T) {
+	reqBody := []byte(`<roap:leaveDomainRequest xmlns:roap="urn:oma:bac:dldrm:roap-1.0">  odd	spacing &amp; bytes stay </roap:leaveDomainRequest>`)
+	var gotBody []byte
+	var gotHeader http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotBody, _ = io.ReadAll(r.Body)
+		gotHeader = r.Header.Clone()
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		w.Header().Set("Content-Length", fmt.Sprint(len(ldResp)))
+		w.Header().Set("X-Upstream", "yes")
+		io.WriteString(w, ldResp)
+	}))
+	defer up.Close()
+	p, store := newTestPipeline(t, nil)
+	target, _ := url.Parse(up.URL)
+	rev := httptest.NewServer(NewReverse(p, target))
+	defer rev.Close()
+
+	direct := rawExchange(t, up.Listener.Addr().String(), "POST /roap HTTP/1.1\r\nHost: x\r\nContent-Type: "+decode.MIMEPDU+"\r\nContent-Length: "+fmt.Sprint(len(reqBody))+"\r\n\r\n"+string(reqBody))
+	via := rawExchange(t, rev.Listener.Addr().String(), "POST /roap HTTP/1.1\r\nHost: x\r\nContent-Type: "+decode.MIMEPDU+"\r\nX-Device: phone-1\r\nContent-Length: "+fmt.Sprint(len(reqBody))+"\r\n\r\n"+string(reqBody))
+	if direct != via {
+		t.Fatalf("response differs through the proxy:\ndirect %s\nproxy  %s", direct, via)
+	}
+	if !strings.Contains(via, "CL=") || strings.Contains(via, "chunked") {
+		t.Fatalf("framing changed: %s", via)
+	}
+	if !bytes.Equal(gotBody, reqBody) {
+		t.Fatalf("upstream got %q, want %q", gotBody, reqBody)
+	}
+	if gotHeader.Get("X-Device") != "phone-1" || gotHeader.Get("Accept-Encoding") != "" || gotHeader.Get("User-Agent") != "" {
+		t.Fatalf("request headers were altered: %v", gotHeader)
+	}
+	waitFlows(t, store, 1)
+	f, _ := store.Get(store.Snapshot()[0].ID)
+	if !bytes.Equal(f.Request.Body, reqBody) || string(f.Response.Body) != ldResp {
+		t.Fatal("captured bodies differ from the wire")
+	}
+	if f.Response.Message == nil || f.Response.Message.Kind != "leaveDomainResponse" || f.Leg != captures.LegDeviceRI {
+		t.Fatalf("flow not decoded: leg %q, response %+v", f.Leg, f.Response.Message)
+	}
+	if f.Timings.Received.IsZero() || f.Timings.FirstByte.Before(f.Timings.SentUpstream) || f.Timings.Done.Before(f.Timings.FirstByte) {
+		t.Fatalf("timings out of order: %+v", f.Timings)
+	}
+}
+
+func TestUnparseableBytesPassUntouched(t *testing.T) {
+	junk := []byte{0x00, 0xff, '<', 'r', 'o', 'a', 'p', 0xfe, '>', 0x01}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		w.Write(b) // echo
+	}))
+	defer up.Close()
+	p, store := newTestPipeline(t, nil)
+	target, _ := url.Parse(up.URL)
+	rev := httptest.NewServer(NewReverse(p, target))
+	defer rev.Close()
+	resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, bytes.NewReader(junk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(got, junk) {
+		t.Fatalf("junk altered: %x", got)
+	}
+	waitFlows(t, store, 1)
+	f := store.Snapshot()[0]
+	if f.Request.Message.Kind != "unknown" || f.Request.Message.Worst() != decode.SevError {
+		t.Fatalf("junk claiming ROAP should decode to unknown with an error finding: %+v", f.Request.Message)
+	}
+}
+
+func TestUpstreamDownGives502AndFinding(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	p, store := newTestPipeline(t, nil)
+	target, _ := url.Parse(dead)
+	rev := httptest.NewServer(NewReverse(p, target))
+	defer rev.Close()
+	resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, strings.NewReader(ldResp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "upstream") || resp.Header.Get("X-Roapproxy-Error") != "upstream" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	waitFlows(t, store, 1)
+	f := store.Snapshot()[0]
+	if f.Error == "" || len(f.Findings) == 0 || f.Findings[0].Rule != RuleUpstream.ID {
+		t.Fatalf("flow has no upstream finding: %+v", f.Findings)
+	}
+}
+
+func TestForwardPlainHTTP(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		io.WriteString(w, ldResp)
+	}))
+	defer up.Close()
+	p, store := newTestPipeline(t, nil)
+	fwd := httptest.NewServer(NewForward(p, ForwardOptions{}))
+	defer fwd.Close()
+	pu, _ := url.Parse(fwd.URL)
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+	resp, err := c.Post(up.URL+"/roap", decode.MIMEPDU, strings.NewReader(ldResp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != ldResp {
+		t.Fatalf("body %q", b)
+	}
+	waitFlows(t, store, 1)
+	if f := store.Snapshot()[0]; f.Mode != "forward" || f.Response.Message.Kind != "leaveDomainResponse" {
+		t.Fatalf("flow %+v", f)
+	}
+}
+
+// tlsUpstream starts an HTTPS RI stand-in.
+func tlsUpstream(t *testing.T) *httptest.Server {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		io.WriteString(w, ldResp)
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+func TestForwardHTTPSInterception(t *testing.T) {
+	up := tlsUpstream(t)
+	ca, created, err := LoadOrCreateCA(filepath.Join(t.TempDir(), "cfg"))
+	if err != nil || !created {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filepath.Join(ca.Dir, caKeyFile))
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("CA key mode %v, want 0600", st.Mode().Perm())
+	}
+	p, store := newTestPipeline(t, nil)
+	fwd := httptest.NewServer(NewForward(p, ForwardOptions{CA: ca}))
+	defer fwd.Close()
+	pu, _ := url.Parse(fwd.URL)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Post(up.URL+"/roap", decode.MIMEPDU, strings.NewReader(ldResp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != ldResp {
+		t.Fatalf("body %q", b)
+	}
+	if resp.TLS == nil || resp.TLS.PeerCertificates[0].Issuer.CommonName != ca.Cert.Subject.CommonName {
+		t.Fatal("the client did not see a leaf issued by the roapproxy CA")
+	}
+	waitFlows(t, store, 1)
+	if f := store.Snapshot()[0]; f.Mode != "mitm" || f.Response.Message.Kind != "leaveDomainResponse" {
+		t.Fatalf("flow %+v", f)
+	}
+	// Same leaf on the next CONNECT: cached, not minted per tunnel.
+	l1, _ := ca.Leaf("127.0.0.1")
+	l2, _ := ca.Leaf("127.0.0.1:443")
+	if l1 != l2 {
+		t.Fatal("leaf certificate not cached per host")
+	}
+	// A reloaded CA is the same CA.
+	again, created, err := LoadOrCreateCA(ca.Dir)
+	if err != nil || created || !again.Cert.Equal(ca.Cert) {
+		t.Fatalf("reload: created=%v err=%v", created, err)
+	}
+}
+
+func TestCurlThroughInterceptionWithExportedCA(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not installed")
+	}
+	up := tlsUpstream(t)
+	ca, _, err := LoadOrCreateCA(filepath.Join(t.TempDir(), "cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemPath := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(pemPath, ca.PEM(), 0o644)
+	p, store := newTestPipeline(t, nil)
+	fwd := httptest.NewServer(NewForward(p, ForwardOptions{CA: ca}))
+	defer fwd.Close()
+	out, err := exec.Command(curl, "-sS", "--fail", "--proxy", fwd.URL, "--cacert", pemPath,
+		"-H", "Content-Type: "+decode.MIMEPDU, "--data-binary", ldResp, up.URL+"/roap").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl: %v\n%s", err, out)
+	}
+	if string(out) != ldResp {
+		t.Fatalf("curl got %q", out)
+	}
+	waitFlows(t, store, 1)
+	// Without the CA, curl must refuse: proof that interception really happened.
+	if out, err := exec.Command(curl, "-sS", "--proxy", fwd.URL, up.URL+"/roap").CombinedOutput(); err == nil {
+		t.Fatalf("curl accepted the intercepted certificate without trusting the CA: %s", out)
+	}
+}
+
+func TestPassthroughHostIsTunnelledUntouched(t *testing.T) {
+	up := tlsUpstream(t)
+	ca, _, _ := LoadOrCreateCA(filepath.Join(t.TempDir(), "cfg"))
+	p, store := newTestPipeline(t, nil)
+	fwd := httptest.NewServer(NewForward(p, ForwardOptions{CA: ca, Passthrough: []string{"127.0.0.1"}}))
+	defer fwd.Close()
+	pu, _ := url.Parse(fwd.URL)
+	pool := x509.NewCertPool()
+	pool.AddCert(up.Certificate())
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(up.URL + "/")
+	if err != nil {
+		t.Fatalf("passthrough host: %v", err)
+	}
+	resp.Body.Close()
+	if !resp.TLS.PeerCertificates[0].Equal(up.Certificate()) {
+		t.Fatal("passthrough host got an intercepted certificate")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if store.Len() != 0 {
+		t.Fatal("a passthrough tunnel must not produce flows")
+	}
+}
+
+func TestCAWellKnownHost(t *testing.T) {
+	ca, _, _ := LoadOrCreateCA(filepath.Join(t.TempDir(), "cfg"))
+	p, store := newTestPipeline(t, nil)
+	fwd := httptest.NewServer(NewForward(p, ForwardOptions{CA: ca}))
+	defer fwd.Close()
+	pu, _ := url.Parse(fwd.URL)
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+	resp, err := c.Get("http://" + CAHost + "/roapproxy-ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(der, ca.Cert.Raw) {
+		t.Fatal("the .crt download is not the CA certificate")
+	}
+	resp, _ = c.Get("http://" + CAHost + "/")
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), ca.Fingerprint()) || !strings.Contains(string(page), "Android") {
+		t.Fatal("CA page lacks the fingerprint or the Android instructions")
+	}
+	if store.Len() != 0 {
+		t.Fatal("the CA host must never become traffic")
+	}
+}
+
+func TestConcurrentClientsNoErrors(t *testing.T) {
+	var served atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		served.Add(1)
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		w.Write(b)
+	}))
+	defer up.Close()
+	p, store := newTestPipeline(t, nil)
+	target, _ := url.Parse(up.URL)
+	rev := httptest.NewServer(NewReverse(p, target))
+	defer rev.Close()
+	const clients, each = 64, 200
+	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				body := fmt.Sprintf(`<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="Success"><nonce>%d-%d</nonce></roap:leaveDomainResponse>`, i, j)
+				resp, err := c.Post(rev.URL+"/roap", decode.MIMEPDU, strings.NewReader(body))
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(got) != body {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("status %d body %q", resp.StatusCode, got))
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	if errs.Load() != 0 {
+		t.Fatalf("%d errors out of %d requests; first: %v", errs.Load(), clients*each, firstErr.Load())
+	}
+	if served.Load() != clients*each {
+		t.Fatalf("upstream served %d", served.Load())
+	}
+	waitFlows(t, store, clients*each)
+}

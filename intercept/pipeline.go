@@ -1,0 +1,392 @@
+// Package intercept is the live proxy: a forward proxy (plain HTTP, and HTTPS through CONNECT
+// with interception by the roapproxy CA) and reverse listeners in front of one upstream each.
+// Every exchange runs through one pipeline that reads both bodies, decodes and judges them,
+// forwards the original bytes untouched, and hands the finished Flow to the capture store.
+package intercept
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/roapproxy/roapproxy/captures"
+	"github.com/roapproxy/roapproxy/decode"
+)
+
+// Judge looks at a decoded flow half and returns findings about it plus correlation keys that
+// tie it to related flows. Implementations must be safe for concurrent use and must not block:
+// they run on the forwarding path.
+type Judge interface {
+	Judge(f *captures.Flow, dir decode.Direction) (findings []decode.Finding, correlation []string)
+	// Tick is called periodically; it returns findings that became due for earlier flows (a
+	// window that expired without the expected message).
+	Tick(now time.Time) []Late
+}
+
+// Late is a finding about an already stored flow.
+type Late struct {
+	FlowID   uint64
+	Findings []decode.Finding
+}
+
+// Rules defined by the proxy itself.
+var (
+	RuleUpstream = decode.DefineRule("intercept", "PROXY-UPSTREAM", decode.SevError, "README: proxy",
+		"The upstream could not be reached or failed mid-exchange; the client got a 502 from roapproxy")
+	RuleBodyLimit = decode.DefineRule("intercept", "PROXY-BODY-LIMIT", decode.SevInfo, "README: proxy",
+		"A body larger than the capture limit streamed through undecoded")
+	RuleClientBody = decode.DefineRule("intercept", "PROXY-CLIENT-BODY", decode.SevError, "README: proxy",
+		"The client's request body could not be read completely")
+)
+
+// Config configures a Pipeline.
+type Config struct {
+	Store   *captures.Store
+	Judge   Judge // nil: decode only, no verification
+	Decoder *decode.Decoder
+	// MaxBody is the largest body that is buffered, decoded and captured; larger ones stream
+	// through untouched with an info finding. Default: the decoder's MaxBytes.
+	MaxBody int64
+	// Transport sends requests upstream. Default: NewTransport(TransportOptions{}).
+	Transport http.RoundTripper
+	// Timeout bounds a whole upstream exchange (0: none beyond the transport's own).
+	Timeout time.Duration
+	Clock   func() time.Time
+}
+
+// Pipeline runs exchanges. It is safe for concurrent use.
+type Pipeline struct {
+	cfg  Config
+	stop chan struct{}
+	once sync.Once
+}
+
+// TransportOptions tune the upstream connection pool.
+type TransportOptions struct {
+	MaxIdlePerHost  int           // default 64
+	DialTimeout     time.Duration // default 10 s
+	ResponseTimeout time.Duration // time to response headers; default 60 s
+	TLS             *TLSOptions
+}
+
+// NewTransport returns the upstream transport. It never reads proxy settings from the
+// environment (a debugging proxy that silently chains through $HTTPS_PROXY confuses
+// everyone), never adds Accept-Encoding (the request must leave as it came), and keeps a
+// sized pool of keep-alive connections per upstream.
+func NewTransport(o TransportOptions) *http.Transport {
+	if o.MaxIdlePerHost <= 0 {
+		o.MaxIdlePerHost = 64
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	if o.ResponseTimeout <= 0 {
+		o.ResponseTimeout = 60 * time.Second
+	}
+	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		MaxIdleConns:          o.MaxIdlePerHost * 4,
+		MaxIdleConnsPerHost:   o.MaxIdlePerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   o.DialTimeout,
+		ResponseHeaderTimeout: o.ResponseTimeout,
+		DisableCompression:    true,
+		TLSClientConfig:       o.TLS.clientConfig(),
+	}
+}
+
+// NewPipeline returns a pipeline; call Close to stop its background ticker.
+func NewPipeline(cfg Config) *Pipeline {
+	if cfg.Decoder == nil {
+		cfg.Decoder = decode.NewDecoder(decode.DefaultLimits)
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = int64(cfg.Decoder.Limits.MaxBytes)
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = NewTransport(TransportOptions{})
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	p := &Pipeline{cfg: cfg, stop: make(chan struct{})}
+	if cfg.Judge != nil {
+		go p.tick()
+	}
+	return p
+}
+
+// Close stops the pipeline's background work.
+func (p *Pipeline) Close() { p.once.Do(func() { close(p.stop) }) }
+
+func (p *Pipeline) tick() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			for _, l := range p.cfg.Judge.Tick(p.cfg.Clock()) {
+				p.cfg.Store.AddFindings(l.FlowID, l.Findings)
+			}
+		}
+	}
+}
+
+// Hop-by-hop headers are meaningful for one connection only (RFC 9110 §7.6.1).
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func stripHop(h http.Header) {
+	for _, f := range h.Values("Connection") {
+		for _, k := range strings.Split(f, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				h.Del(k)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+// readUpTo reads at most max+1 bytes so the caller can tell "fits" from "too large".
+func readUpTo(r io.Reader, max int64) ([]byte, bool, error) {
+	if r == nil {
+		return nil, false, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if int64(len(b)) > max {
+		return b, true, err
+	}
+	return b, false, err
+}
+
+// RoundTrip runs one exchange: req (as received from the client, with an absolute URL naming
+// the upstream) goes upstream; the returned response carries the upstream's bytes. The flow is
+// stored when the caller has read the response body to the end or closed it. RoundTrip never
+// returns an error: an upstream failure becomes a 502 response and a finding.
+func (p *Pipeline) RoundTrip(req *http.Request, mode string) *http.Response {
+	f := &captures.Flow{
+		ID: p.cfg.Store.NextID(), Mode: mode, Client: req.RemoteAddr, Method: req.Method, URL: req.URL.String(),
+		Proto: req.Proto, Upstream: req.URL.Host, Findings: []decode.Finding{},
+		Request: captures.Half{Header: req.Header.Clone()},
+	}
+	body, big, err := readUpTo(req.Body, p.cfg.MaxBody)
+	if req.Body != nil && !big {
+		req.Body.Close()
+	}
+	f.Timings.Received = p.cfg.Clock()
+	if err != nil {
+		f.Findings = append(f.Findings, RuleClientBody.At("", "reading the request body failed after %d bytes: %v", len(body), err))
+	}
+	f.Request.Body, f.Request.Size = body, int64(len(body))
+	var outBody io.Reader = bytes.NewReader(body)
+	outLen := int64(len(body))
+	if big {
+		f.Request.Body, f.Request.Truncated = body[:p.cfg.MaxBody], true
+		f.Request.Size = req.ContentLength
+		f.Findings = append(f.Findings, RuleBodyLimit.At("", "request body exceeds %d bytes; forwarded undecoded", p.cfg.MaxBody))
+		outBody, outLen = io.MultiReader(bytes.NewReader(body), req.Body), req.ContentLength
+	} else if len(body) > 0 || req.ContentLength > 0 {
+		f.Request.Message = p.cfg.Decoder.Decode(body, decode.Hint{ContentType: req.Header.Get("Content-Type"), Direction: decode.DirRequest})
+	}
+
+	out, _ := http.NewRequestWithContext(req.Context(), req.Method, req.URL.String(), nil)
+	out.Header = req.Header.Clone()
+	stripHop(out.Header)
+	out.Host = req.URL.Host
+	if outLen != 0 || req.ContentLength != 0 {
+		out.Body = io.NopCloser(outBody)
+		out.ContentLength = outLen
+		if outLen < 0 {
+			out.ContentLength = -1
+		}
+	}
+	if _, ok := req.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = nil // do not let net/http add its own
+	}
+	// The response body is read after RoundTrip returns, so the timeout's context lives until
+	// the flow completes rather than until this frame ends.
+	release := func() {}
+	if p.cfg.Timeout > 0 {
+		ctx, cancel := context.WithTimeout(out.Context(), p.cfg.Timeout)
+		out, release = out.WithContext(ctx), cancel
+	}
+	finish := func() { p.finish(f); release() }
+
+	if m := f.Request.Message; m != nil && p.cfg.Judge != nil {
+		fs, corr := p.cfg.Judge.Judge(f, decode.DirRequest)
+		f.Findings = append(f.Findings, fs...)
+		f.Correlation = appendUnique(f.Correlation, corr...)
+	}
+
+	f.Timings.SentUpstream = p.cfg.Clock()
+	resp, err := p.cfg.Transport.RoundTrip(out)
+	if err != nil {
+		return p.fail(f, err, finish)
+	}
+	f.Timings.FirstByte = p.cfg.Clock()
+	f.StatusCode = resp.StatusCode
+	f.Response.Header = resp.Header.Clone()
+	rbody, rbig, rerr := readUpTo(resp.Body, p.cfg.MaxBody)
+	if rerr != nil {
+		resp.Body.Close()
+		f.Response.Body, f.Response.Size = rbody, int64(len(rbody))
+		return p.fail(f, fmt.Errorf("reading the response body: %w", rerr), finish)
+	}
+	f.Response.Body, f.Response.Size = rbody, int64(len(rbody))
+	clientResp := &http.Response{
+		StatusCode: resp.StatusCode, Status: resp.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: resp.Header.Clone(), Request: req, ContentLength: int64(len(rbody)),
+	}
+	stripHop(clientResp.Header)
+	if rbig {
+		f.Response.Body, f.Response.Truncated, f.Response.Size = rbody[:p.cfg.MaxBody], true, resp.ContentLength
+		f.Findings = append(f.Findings, RuleBodyLimit.At("", "response body exceeds %d bytes; forwarded undecoded", p.cfg.MaxBody))
+		clientResp.ContentLength = resp.ContentLength
+		clientResp.Body = &completion{r: io.MultiReader(bytes.NewReader(rbody), resp.Body), closer: resp.Body, done: finish}
+		return clientResp
+	}
+	resp.Body.Close()
+	if resp.ContentLength >= 0 || resp.Header.Get("Content-Length") != "" {
+		clientResp.Header.Set("Content-Length", strconv.Itoa(len(rbody)))
+	}
+	if len(rbody) > 0 {
+		answers := ""
+		if f.Request.Message != nil {
+			answers = f.Request.Message.Kind
+		}
+		f.Response.Message = p.cfg.Decoder.Decode(rbody, decode.Hint{ContentType: resp.Header.Get("Content-Type"), Direction: decode.DirResponse, Answers: answers})
+	}
+	f.Leg = Classify(f)
+	if f.Response.Message != nil && p.cfg.Judge != nil {
+		fs, corr := p.cfg.Judge.Judge(f, decode.DirResponse)
+		f.Findings = append(f.Findings, fs...)
+		f.Correlation = appendUnique(f.Correlation, corr...)
+	}
+	clientResp.Body = &completion{r: bytes.NewReader(rbody), done: finish}
+	return clientResp
+}
+
+func appendUnique(dst []string, xs ...string) []string {
+	for _, x := range xs {
+		dup := false
+		for _, d := range dst {
+			if d == x {
+				dup = true
+				break
+			}
+		}
+		if !dup && x != "" {
+			dst = append(dst, x)
+		}
+	}
+	return dst
+}
+
+// fail answers the client with a 502 that says what went wrong, and records the flow.
+func (p *Pipeline) fail(f *captures.Flow, err error, finish func()) *http.Response {
+	msg := fmt.Sprintf("roapproxy: upstream %s failed: %v\n", f.Upstream, err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = fmt.Sprintf("roapproxy: upstream %s did not answer within the timeout\n", f.Upstream)
+	}
+	f.Error = strings.TrimSpace(msg)
+	f.Findings = append(f.Findings, RuleUpstream.At("", "%s", strings.TrimPrefix(f.Error, "roapproxy: ")))
+	f.StatusCode = http.StatusBadGateway
+	f.Leg = Classify(f)
+	h := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Length": {strconv.Itoa(len(msg))}, "X-Roapproxy-Error": {"upstream"}}
+	f.Response = captures.Half{Header: h.Clone(), Body: []byte(msg), Size: int64(len(msg))}
+	return &http.Response{StatusCode: http.StatusBadGateway, Status: "502 Bad Gateway", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, ContentLength: int64(len(msg)), Body: &completion{r: strings.NewReader(msg), done: finish}}
+}
+
+func (p *Pipeline) finish(f *captures.Flow) {
+	f.Timings.Done = p.cfg.Clock()
+	if f.Leg == "" {
+		f.Leg = Classify(f)
+	}
+	p.cfg.Store.Add(f)
+}
+
+// completion calls done exactly once, when the body has been read to EOF or closed.
+type completion struct {
+	r      io.Reader
+	closer io.Closer
+	done   func()
+	once   sync.Once
+}
+
+func (c *completion) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if err == io.EOF {
+		c.once.Do(c.done)
+	}
+	return n, err
+}
+
+func (c *completion) Close() error {
+	var err error
+	if c.closer != nil {
+		err = c.closer.Close()
+	}
+	c.once.Do(c.done)
+	return err
+}
+
+// Classify names the leg of a flow from what its messages are.
+func Classify(f *captures.Flow) captures.Leg {
+	ct := strings.ToLower(f.Request.Header.Get("Content-Type") + " " + f.Response.Header.Get("Content-Type"))
+	if strings.Contains(ct, "ocsp") {
+		return captures.LegOCSP
+	}
+	for _, m := range []*decode.Message{f.Request.Message, f.Response.Message} {
+		if m == nil {
+			continue
+		}
+		switch m.Family {
+		case decode.FamilySCE:
+			if m.Kind == "drmTrigger" {
+				return captures.LegDEARI
+			}
+			return captures.LegRIDEA
+		case decode.FamilyROAP, decode.FamilyTrigger, decode.FamilyToken:
+			return captures.LegDeviceRI
+		}
+	}
+	return captures.LegOther
+}
+
+// upstreamURL joins a reverse target with the request's path and query.
+func upstreamURL(target *url.URL, r *http.Request) *url.URL {
+	u := *target
+	u.Path = singleJoin(target.Path, r.URL.Path)
+	u.RawPath = ""
+	if target.RawQuery == "" || r.URL.RawQuery == "" {
+		u.RawQuery = target.RawQuery + r.URL.RawQuery
+	} else {
+		u.RawQuery = target.RawQuery + "&" + r.URL.RawQuery
+	}
+	return &u
+}
+
+func singleJoin(a, b string) string {
+	switch {
+	case strings.HasSuffix(a, "/") && strings.HasPrefix(b, "/"):
+		return a + b[1:]
+	case !strings.HasSuffix(a, "/") && !strings.HasPrefix(b, "/") && b != "":
+		return a + "/" + b
+	}
+	return a + b
+}
