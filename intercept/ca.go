@@ -145,7 +145,9 @@ func randSerial() *big.Int {
 }
 
 // PEM returns the CA certificate in PEM.
-func (c *CA) PEM() []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw}) }
+func (c *CA) PEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw})
+}
 
 // Fingerprint returns the SHA-256 fingerprint of the CA certificate, colon-separated hex.
 func (c *CA) Fingerprint() string {
