@@ -315,18 +315,19 @@ func (in *inspector) printJSON(results []*inspected) error {
 	return err
 }
 
-// escapeInvisibleJSON rewrites C1 controls and invisible format characters (bidirectional
+// escapeInvisibleJSON rewrites DEL, C1 controls and invisible format characters (bidirectional
 // overrides) inside JSON strings as \u escapes. encoding/json already escapes C0 controls, but
 // people do `cat` JSON output to a terminal; the escaped form decodes to the same strings. Such
 // runes are never JSON syntax, so every occurrence is inside a string literal.
 func escapeInvisibleJSON(b []byte) []byte {
-	if !bytes.ContainsFunc(b, func(r rune) bool { return r >= 0x80 && unsafeRune(r) }) {
+	invisible := func(r rune) bool { return r == 0x7f || r >= 0x80 && unsafeRune(r) }
+	if !bytes.ContainsFunc(b, invisible) {
 		return b
 	}
 	out := make([]byte, 0, len(b)+64)
 	for i := 0; i < len(b); {
 		r, size := utf8.DecodeRune(b[i:])
-		if r >= 0x80 && unsafeRune(r) && !(r == utf8.RuneError && size <= 1) {
+		if invisible(r) && !(r == utf8.RuneError && size <= 1) {
 			if r > 0xFFFF {
 				r1, r2 := utf16.EncodeRune(r)
 				out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)

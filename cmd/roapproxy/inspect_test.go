@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,9 +288,27 @@ func TestJSONNested(t *testing.T) {
 	}
 }
 
-// hostile carries the sequences a malicious peer would plant in a value: clear screen (ESC
-// CSI), a C1 CSI, an OSC window-title write ended by BEL, and a right-to-left override.
-const hostile = "\x1b[2J\u009b31m\x1b]0;pwned\x07\u202eevil"
+// hostile carries what a malicious peer can put in a well-formed XML value: a C1 CSI (U+009B
+// alone starts an escape sequence on some terminals), an OSC window-title write ended by ST, a
+// right-to-left override that reorders what follows, DEL and a line break that would forge an
+// extra output line. XML forbids raw C0 controls such as ESC, so those are tested on a message
+// built by hand (TestPrintTextNeutralizesEverything).
+const hostile = "\u009b2J\u009d0;pwned\u009c\u202eevil\x7fline\nERROR FORGED"
+
+const hostileShown = `\u009b2J\u009d0;pwned\u009c\u202eevil\x7fline\nERROR FORGED`
+
+var rawControls = []string{"\x1b", "\x07", "\x7f", "\u009b", "\u009c", "\u009d", "\u202e"}
+
+// stripOwnColors removes the escape sequences inspect itself emits, leaving any other.
+func stripOwnColors(text string) string {
+	return regexp.MustCompile(`\x1b\[[0-9;]*m`).ReplaceAllStringFunc(text, func(s string) string {
+		switch s {
+		case ansiReset, ansiBold, ansiDim, ansiRed, ansiYellow, ansiCyan, ansiBold + ansiRed:
+			return ""
+		}
+		return s
+	})
+}
 
 func TestInspectNeutralizesTerminalControls(t *testing.T) {
 	p := writeFile(t, "evil\x1b[5m.xml", leaveDomainRequest(hostile))
@@ -308,20 +327,20 @@ func TestInspectNeutralizesTerminalControls(t *testing.T) {
 			t.Fatal(err)
 		}
 		text := out.String()
-		// Our own colour codes are the only escape sequences allowed.
-		stripped := regexp.MustCompile(`\x1b\[[0-9;]*m`).ReplaceAllStringFunc(text, func(s string) string {
-			switch s {
-			case ansiReset, ansiBold, ansiDim, ansiRed, ansiYellow, ansiCyan:
-				return ""
-			}
-			return s
-		})
-		for _, bad := range []string{"\x1b", "\x07", "\u009b", "\u202e"} {
+		stripped := stripOwnColors(text)
+		var raw []string
+		for _, bad := range rawControls {
 			if strings.Contains(stripped, bad) {
-				t.Errorf("color=%v: output contains raw %q:\n%q", color, bad, text)
+				raw = append(raw, fmt.Sprintf("%q", bad))
 			}
 		}
-		if !strings.Contains(text, `\x1b[2J\u009b31m\x1b]0;pwned\x07\u202eevil`) {
+		if len(raw) > 0 {
+			t.Errorf("color=%v: output contains raw %s:\n%q", color, strings.Join(raw, " "), text)
+		}
+		if strings.Contains(text, "\nERROR FORGED") {
+			t.Errorf("color=%v: a value forged an output line:\n%s", color, text)
+		}
+		if !strings.Contains(text, hostileShown) {
 			t.Errorf("color=%v: hostile value not shown escaped:\n%s", color, text)
 		}
 		if !strings.Contains(text, `evil\x1b[5m.xml`) {
@@ -334,7 +353,7 @@ func TestInspectNeutralizesTerminalControls(t *testing.T) {
 
 	// JSON keeps the exact value (it is data, not display) but never a raw control or override.
 	r := inspectT(t, "", "--json", p)
-	for _, bad := range []string{"\x1b", "\x07", "\u009b", "\u202e"} {
+	for _, bad := range rawControls {
 		if strings.Contains(r.stdout, bad) {
 			t.Errorf("--json output contains raw %q", bad)
 		}
@@ -342,6 +361,31 @@ func TestInspectNeutralizesTerminalControls(t *testing.T) {
 	var got []jsonMessage
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || len(got) != 1 || got[0].IDs["domainID"] != hostile {
 		t.Errorf("--json lost the exact value: err %v, %+v", err, got)
+	}
+}
+
+// TestPrintTextNeutralizesEverything puts an escape sequence into every string the text output
+// shows, as a future decoder (WBXML strings, error messages quoting input) might pass them on.
+func TestPrintTextNeutralizesEverything(t *testing.T) {
+	const esc = "\x1b]0;x\x07\x1b[2J"
+	nested := &decode.Message{Family: decode.FamilyROAP, Kind: "k" + esc, NestedPath: "/p" + esc, IDs: map[string]string{"nonce": esc},
+		Findings: []decode.Finding{{Rule: "R" + esc, Severity: decode.SevWarning, Message: "m" + esc, Path: "/q" + esc, Ref: "ref" + esc}}}
+	m := &decode.Message{Family: decode.Family("f" + esc), Kind: "k" + esc, Variant: "v" + esc, Role: decode.Role("r" + esc),
+		Status: "s" + esc, Reason: "why" + esc, ContentType: "ct" + esc, IDs: map[string]string{"key" + esc: "value" + esc},
+		Findings: []decode.Finding{{Rule: "R" + esc, Severity: decode.Severity("sev" + esc), Message: "m" + esc, Path: "/q" + esc, Ref: "ref" + esc}},
+		Chains:   []decode.Chain{{Path: "/c" + esc}}, OCSP: []decode.OCSPBlob{{Path: "/o" + esc}}, Nested: []*decode.Message{nested}}
+	for _, color := range []bool{false, true} {
+		var out bytes.Buffer
+		in := &inspector{stdout: &out, color: color}
+		if err := in.printText([]*inspected{{File: "f" + esc, Msg: m}}); err != nil {
+			t.Fatal(err)
+		}
+		if s := stripOwnColors(out.String()); strings.ContainsAny(s, "\x1b\x07") {
+			t.Errorf("color=%v: raw control in output:\n%q", color, out.String())
+		}
+		if n := strings.Count(out.String(), `\x1b]0;x\x07\x1b[2J`); n < 20 {
+			t.Errorf("color=%v: escaped form shown %d times, want every field:\n%s", color, n, out.String())
+		}
 	}
 }
 
