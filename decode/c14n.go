@@ -1,7 +1,7 @@
 package decode
 
 import (
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -12,21 +12,79 @@ import (
 // It is written here rather than taken from goxmldsig because that canonicalizer sorts prefixed
 // attributes by local name where the W3C rule (and libxml2) sort by namespace URI, and rewrites
 // literal tabs in attribute values; tests compare this output with `xmllint --exc-c14n`.
+//
+// Namespaces are resolved from the xmlns attributes of n and its ancestors (not from the Space
+// fields), so hand-built trees canonicalize correctly before resolveTree has run. A prefix with
+// no declaration in scope is written as it is, without a declaration, and such an attribute sorts
+// among the unqualified ones by its full name, as libxml2 does.
 func Canonical(n *Node, skip func(*Node) bool) []byte {
-	var b strings.Builder
-	c := c14n{b: &b, skip: skip}
-	c.element(n, nil)
-	return []byte(b.String())
+	if n == nil {
+		return nil
+	}
+	size := 256
+	if n.End > n.Start {
+		size = n.End - n.Start + 64
+	}
+	c := c14n{out: make([]byte, 0, size), skip: skip}
+	switch n.Kind {
+	case TextNode:
+		c.text(n.Text)
+	case PINode:
+		c.pi(n.Text)
+	default:
+		// Declarations made on ancestors are in scope for the subtree; exclusive c14n re-declares
+		// on the apex whichever of them it visibly uses.
+		var up []*Node
+		for e := n.Parent; e != nil; e = e.Parent {
+			up = append(up, e)
+		}
+		for i := len(up) - 1; i >= 0; i-- {
+			c.declare(up[i])
+		}
+		c.element(n)
+	}
+	return c.out
 }
 
 type nsBinding struct{ prefix, uri string }
 
 type c14n struct {
-	b    *strings.Builder
-	skip func(*Node) bool
+	out      []byte
+	skip     func(*Node) bool
+	scope    []nsBinding // declarations in scope in the input, innermost last
+	rendered []nsBinding // declarations written by output ancestors, innermost last
+	attrs    []c14nAttr  // scratch for sorting one element's attributes
 }
 
-// rendered holds the namespace bindings output by ancestors, innermost last.
+type c14nAttr struct {
+	a     *Attr
+	uri   string
+	bound bool // the prefix resolved (or there is none)
+}
+
+func (c *c14n) declare(n *Node) {
+	for i := range n.Attrs {
+		if a := &n.Attrs[i]; a.IsNS {
+			c.scope = append(c.scope, nsBinding{a.declaredPrefix(), a.Value})
+		}
+	}
+}
+
+func (c *c14n) lookup(prefix string) (string, bool) {
+	switch prefix {
+	case "xml":
+		return nsXML, true
+	case "xmlns":
+		return nsXMLNS, true
+	}
+	for i := len(c.scope) - 1; i >= 0; i-- {
+		if c.scope[i].prefix == prefix {
+			return c.scope[i].uri, true
+		}
+	}
+	return "", prefix == ""
+}
+
 func lookupRendered(r []nsBinding, prefix string) (string, bool) {
 	for i := len(r) - 1; i >= 0; i-- {
 		if r[i].prefix == prefix {
@@ -36,106 +94,141 @@ func lookupRendered(r []nsBinding, prefix string) (string, bool) {
 	return "", false
 }
 
-func (c *c14n) element(n *Node, rendered []nsBinding) {
+// use records that the element visibly utilizes prefix, adding a declaration to
+// c.rendered[base:] when no output ancestor has already rendered the same binding.
+func (c *c14n) use(base int, prefix string) {
+	if prefix == "xml" || prefix == "xmlns" {
+		return // bound by definition, never declared
+	}
+	for _, d := range c.rendered[base:] {
+		if d.prefix == prefix {
+			return
+		}
+	}
+	uri, ok := c.lookup(prefix)
+	if !ok {
+		return // unbound prefix: nothing can be declared for it
+	}
+	prev, was := lookupRendered(c.rendered[:base], prefix)
+	if prefix == "" {
+		// The empty default namespace is only rendered to undo a non-empty one above.
+		if (!was && uri == "") || (was && prev == uri) {
+			return
+		}
+	} else if was && prev == uri {
+		return
+	}
+	c.rendered = append(c.rendered, nsBinding{prefix, uri})
+}
+
+func (c *c14n) element(n *Node) {
 	if c.skip != nil && c.skip(n) {
 		return
 	}
-	// Visibly utilized prefixes: the element's own and those of its attributes.
-	var need []nsBinding
-	addNeed := func(prefix string, holder *Node) {
-		for _, x := range need {
-			if x.prefix == prefix {
-				return
-			}
-		}
-		uri, ok := holder.lookupNS(prefix)
-		if !ok && prefix != "" {
-			return // unbound prefix: nothing can be declared for it
-		}
-		need = append(need, nsBinding{prefix, uri})
-	}
-	addNeed(n.Prefix, n)
-	for _, a := range n.Attrs {
-		if !a.IsNS && a.Prefix != "" && a.Prefix != "xml" {
-			addNeed(a.Prefix, n)
+	scopeBase := len(c.scope)
+	c.declare(n)
+	base := len(c.rendered)
+	c.use(base, n.Prefix)
+	for i := range n.Attrs {
+		if a := &n.Attrs[i]; !a.IsNS && a.Prefix != "" {
+			c.use(base, a.Prefix)
 		}
 	}
-	var decls []nsBinding
-	for _, x := range need {
-		prev, ok := lookupRendered(rendered, x.prefix)
-		if x.prefix == "" {
-			// The empty default namespace is only rendered to undo a non-empty one above.
-			if (!ok && x.uri == "") || (ok && prev == x.uri) {
-				continue
-			}
-		} else if ok && prev == x.uri {
+	decls := c.rendered[base:]
+	slices.SortFunc(decls, func(x, y nsBinding) int { return strings.Compare(x.prefix, y.prefix) })
+
+	attrs := c.attrs[:0]
+	for i := range n.Attrs {
+		a := &n.Attrs[i]
+		if a.IsNS {
 			continue
 		}
-		decls = append(decls, x)
-	}
-	sort.Slice(decls, func(i, j int) bool { return decls[i].prefix < decls[j].prefix })
-
-	attrs := make([]Attr, 0, len(n.Attrs))
-	for _, a := range n.Attrs {
-		if !a.IsNS {
-			attrs = append(attrs, a)
+		ca := c14nAttr{a: a, bound: true}
+		if a.Prefix != "" {
+			ca.uri, ca.bound = c.lookup(a.Prefix)
 		}
+		attrs = append(attrs, ca)
 	}
-	sort.SliceStable(attrs, func(i, j int) bool {
-		if attrs[i].Space != attrs[j].Space {
-			return attrs[i].Space < attrs[j].Space
-		}
-		return attrs[i].Local < attrs[j].Local
-	})
+	slices.SortStableFunc(attrs, compareAttrs)
 
-	b := c.b
-	b.WriteByte('<')
-	b.WriteString(n.QName())
+	out := append(c.out, '<')
+	out = appendQName(out, n.Prefix, n.Local)
 	for _, d := range decls {
 		if d.prefix == "" {
-			b.WriteString(` xmlns="`)
+			out = append(out, ` xmlns="`...)
 		} else {
-			b.WriteString(" xmlns:")
-			b.WriteString(d.prefix)
-			b.WriteString(`="`)
+			out = append(out, " xmlns:"...)
+			out = append(out, d.prefix...)
+			out = append(out, `="`...)
 		}
-		escapeAttr(b, d.uri)
-		b.WriteByte('"')
+		out = appendAttrValue(out, d.uri)
+		out = append(out, '"')
 	}
-	for _, a := range attrs {
-		b.WriteByte(' ')
-		if a.Prefix != "" {
-			b.WriteString(a.Prefix)
-			b.WriteByte(':')
-		}
-		b.WriteString(a.Local)
-		b.WriteString(`="`)
-		escapeAttr(b, a.Value)
-		b.WriteByte('"')
+	for _, ca := range attrs {
+		out = append(out, ' ')
+		out = appendQName(out, ca.a.Prefix, ca.a.Local)
+		out = append(out, `="`...)
+		out = appendAttrValue(out, ca.a.Value)
+		out = append(out, '"')
 	}
-	b.WriteByte('>')
-	inner := rendered
-	if len(decls) > 0 {
-		inner = append(append(make([]nsBinding, 0, len(rendered)+len(decls)), rendered...), decls...)
-	}
+	c.out = append(out, '>')
+	clear(attrs)
+	c.attrs = attrs[:0]
+
 	for _, ch := range n.Children {
 		switch ch.Kind {
 		case ElementNode:
-			c.element(ch, inner)
+			c.element(ch)
 		case TextNode:
-			escapeText(b, ch.Text)
+			c.text(ch.Text)
 		case PINode:
-			b.WriteString("<?")
-			b.WriteString(strings.TrimRight(ch.Text, " \t\r\n"))
-			b.WriteString("?>")
+			c.pi(ch.Text)
 		}
 	}
-	b.WriteString("</")
-	b.WriteString(n.QName())
-	b.WriteByte('>')
+	c.out = append(c.out, "</"...)
+	c.out = appendQName(c.out, n.Prefix, n.Local)
+	c.out = append(c.out, '>')
+	c.rendered = c.rendered[:base]
+	c.scope = c.scope[:scopeBase]
 }
 
-func escapeText(b *strings.Builder, s string) {
+// compareAttrs orders attributes as exclusive c14n does: by namespace URI (none first), then by
+// local name. An attribute whose prefix is unbound has no namespace and is ordered by its whole
+// written name, like libxml2, which keeps such an attribute as a plain one named "p:local".
+func compareAttrs(x, y c14nAttr) int {
+	if x.uri != y.uri {
+		return strings.Compare(x.uri, y.uri)
+	}
+	if x.bound && y.bound {
+		return strings.Compare(x.a.Local, y.a.Local)
+	}
+	return strings.Compare(x.sortName(), y.sortName())
+}
+
+func (x c14nAttr) sortName() string {
+	if x.bound {
+		return x.a.Local
+	}
+	return x.a.Prefix + ":" + x.a.Local
+}
+
+func appendQName(out []byte, prefix, local string) []byte {
+	if prefix != "" {
+		out = append(out, prefix...)
+		out = append(out, ':')
+	}
+	return append(out, local...)
+}
+
+func (c *c14n) text(s string) { c.out = appendText(c.out, s) }
+
+func (c *c14n) pi(s string) {
+	c.out = append(c.out, "<?"...)
+	c.out = append(c.out, s...)
+	c.out = append(c.out, "?>"...)
+}
+
+func appendText(out []byte, s string) []byte {
 	last := 0
 	for i := 0; i < len(s); i++ {
 		var r string
@@ -151,14 +244,14 @@ func escapeText(b *strings.Builder, s string) {
 		default:
 			continue
 		}
-		b.WriteString(s[last:i])
-		b.WriteString(r)
+		out = append(out, s[last:i]...)
+		out = append(out, r...)
 		last = i + 1
 	}
-	b.WriteString(s[last:])
+	return append(out, s[last:]...)
 }
 
-func escapeAttr(b *strings.Builder, s string) {
+func appendAttrValue(out []byte, s string) []byte {
 	last := 0
 	for i := 0; i < len(s); i++ {
 		var r string
@@ -178,9 +271,9 @@ func escapeAttr(b *strings.Builder, s string) {
 		default:
 			continue
 		}
-		b.WriteString(s[last:i])
-		b.WriteString(r)
+		out = append(out, s[last:i]...)
+		out = append(out, r...)
 		last = i + 1
 	}
-	b.WriteString(s[last:])
+	return append(out, s[last:]...)
 }

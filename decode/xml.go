@@ -2,8 +2,9 @@ package decode
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -224,13 +225,29 @@ type SyntaxError struct {
 
 func (e *SyntaxError) Error() string { return fmt.Sprintf("offset %d: %s", e.Offset, e.Msg) }
 
+// scanner holds the state of one ParseXML call. Names, attribute values and text without
+// references are substrings of one string copy of the body, and nodes, child lists and attribute
+// lists are carved from a few shared blocks, so a typical message costs a dozen allocations
+// rather than several per element.
 type scanner struct {
-	b      []byte
-	i      int
-	lim    Limits
-	nodes  int
-	doc    *Document
-	scratch []byte
+	b     []byte
+	s     string // string copy of b
+	i     int
+	lim   Limits
+	nodes int
+	doc   *Document
+
+	scratch []byte      // unescape output
+	run     []byte      // character data run that spans CDATA sections or comments
+	scope   []nsBinding // namespace declarations in scope, innermost last
+	kids    []*Node     // children being collected, a stack shared by all open elements
+	attrBuf []Attr      // attributes of the start tag being read
+	dupIdx  []int       // attribute indexes, sorted when checking many attributes for duplicates
+
+	slab     []Node // unused nodes of the current block
+	kidPool  []*Node
+	attrPool []Attr
+	chunk    int // block size hint derived from the body's markup count
 }
 
 // ParseXML parses b as a namespace-aware XML document. It is deliberately tolerant of what real
@@ -241,21 +258,15 @@ func ParseXML(b []byte, lim Limits) (*Document, error) {
 	if len(b) > lim.MaxBytes {
 		return nil, &SyntaxError{Offset: lim.MaxBytes, Msg: fmt.Sprintf("body of %d bytes exceeds the %d-byte decode limit", len(b), lim.MaxBytes), Limit: true}
 	}
-	s := &scanner{b: b, lim: lim, doc: &Document{Raw: b}}
+	// Characters are checked before anything is copied, so binary junk costs no allocation.
+	if off, msg := checkChars(b); off >= 0 {
+		return nil, &SyntaxError{Offset: off, Msg: msg}
+	}
+	s := &scanner{b: b, s: string(b), lim: lim, doc: &Document{Raw: b}}
+	s.chunk = min(max(bytes.Count(b, []byte{'<'}), 16), 512)
 	if bytes.HasPrefix(b, []byte("\xEF\xBB\xBF")) {
 		s.doc.BOM = true
 		s.i = 3
-	}
-	if !utf8.Valid(b) {
-		off := 0
-		for off < len(b) {
-			r, n := utf8.DecodeRune(b[off:])
-			if r == utf8.RuneError && n <= 1 {
-				break
-			}
-			off += n
-		}
-		return nil, &SyntaxError{Offset: off, Msg: "body is not valid UTF-8"}
 	}
 	if err := s.prolog(); err != nil {
 		return nil, err
@@ -280,7 +291,7 @@ func ParseXML(b []byte, lim Limits) (*Document, error) {
 				return nil, err
 			}
 		case bytes.HasPrefix(b[s.i:], []byte("<?")):
-			if _, err := s.pi(); err != nil {
+			if _, err := s.pi(false); err != nil {
 				return nil, err
 			}
 		default:
@@ -289,6 +300,41 @@ func ParseXML(b []byte, lim Limits) (*Document, error) {
 	}
 	s.doc.Nodes = s.nodes
 	return s.doc, nil
+}
+
+// checkChars returns the offset of the first byte that cannot start an XML 1.0 character (invalid
+// UTF-8, C0 controls other than tab/LF/CR, U+FFFE, U+FFFF) and a message, or -1. Eight ASCII
+// bytes at a time take the fast path: DRM messages are almost entirely printable ASCII.
+func checkChars(b []byte) (int, string) {
+	const hi = 0x8080808080808080
+	const lo = 0x2020202020202020
+	i := 0
+	for i < len(b) {
+		if i+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[i:])
+			if w&hi == 0 && (w-lo)&^w&hi == 0 {
+				i += 8
+				continue
+			}
+		}
+		c := b[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return i, fmt.Sprintf("control character 0x%02X is not allowed in XML", c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i, "body is not valid UTF-8"
+		}
+		if r == 0xFFFE || r == 0xFFFF {
+			return i, fmt.Sprintf("character U+%04X is not allowed in XML", r)
+		}
+		i += n
+	}
+	return -1, ""
 }
 
 func (s *scanner) skipSpace() {
@@ -303,20 +349,24 @@ func (s *scanner) skipSpace() {
 }
 
 func (s *scanner) prolog() error {
+	// The XML declaration is only one if it is the very first thing (after a BOM).
+	if rest := s.b[s.i:]; bytes.HasPrefix(rest, []byte("<?xml")) && len(rest) > 5 && (isSpace(rest[5]) || rest[5] == '?') {
+		start := s.i
+		body, err := s.pi(true)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(body, "xml version") {
+			return &SyntaxError{Offset: start, Msg: "XML declaration without a version"}
+		}
+		s.doc.Prolog = true
+	}
 	for {
 		s.skipSpace()
 		rest := s.b[s.i:]
 		switch {
-		case bytes.HasPrefix(rest, []byte("<?xml")) && len(rest) > 5 && isSpace(rest[5]):
-			if s.doc.Prolog || s.i > 3 && s.nodes > 0 {
-				return &SyntaxError{Offset: s.i, Msg: "misplaced XML declaration"}
-			}
-			s.doc.Prolog = true
-			if _, err := s.pi(); err != nil {
-				return err
-			}
 		case bytes.HasPrefix(rest, []byte("<?")):
-			if _, err := s.pi(); err != nil {
+			if _, err := s.pi(false); err != nil {
 				return err
 			}
 		case bytes.HasPrefix(rest, []byte("<!--")):
@@ -341,38 +391,101 @@ func isNameEnd(c byte) bool {
 	return false
 }
 
+// nameClass classifies bytes for XML names: bit 1 may start a name, bit 2 may continue one.
+// Bytes of multi-byte UTF-8 sequences are accepted as name characters without checking the XML
+// name ranges; ASCII, where every real confusion happens, is checked exactly.
+var nameClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == ':', c >= 0x80:
+			t[c] = 3
+		case c >= '0' && c <= '9', c == '-', c == '.':
+			t[c] = 2
+		}
+	}
+	return t
+}()
+
+func validName(n string) bool {
+	if n == "" || nameClass[n[0]]&1 == 0 {
+		return false
+	}
+	for i := 1; i < len(n); i++ {
+		if nameClass[n[i]]&2 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// comment skips a comment starting at "<!--".
 func (s *scanner) comment() error {
-	end := bytes.Index(s.b[s.i+4:], []byte("-->"))
+	start := s.i
+	body := s.s[s.i+4:]
+	end := strings.Index(body, "-->")
 	if end < 0 {
-		return &SyntaxError{Offset: s.i, Msg: "unterminated comment"}
+		return &SyntaxError{Offset: start, Msg: "unterminated comment"}
+	}
+	if k := strings.Index(body[:end], "--"); k >= 0 || (end > 0 && body[end-1] == '-') {
+		if k < 0 {
+			k = end - 1
+		}
+		return &SyntaxError{Offset: start + 4 + k, Msg: "'--' inside a comment"}
 	}
 	s.doc.Comments = true
 	s.i += 4 + end + 3
 	return nil
 }
 
-func (s *scanner) pi() (string, error) {
-	end := bytes.Index(s.b[s.i+2:], []byte("?>"))
+// pi reads a processing instruction starting at "<?" and returns it as canonical XML writes it:
+// the target, and when there is data, one space and the data with its leading white space
+// removed. The reserved target xml is only accepted where the caller allows a declaration.
+func (s *scanner) pi(allowDecl bool) (string, error) {
+	start := s.i
+	end := strings.Index(s.s[s.i+2:], "?>")
 	if end < 0 {
-		return "", &SyntaxError{Offset: s.i, Msg: "unterminated processing instruction"}
+		return "", &SyntaxError{Offset: start, Msg: "unterminated processing instruction"}
 	}
-	body := string(s.b[s.i+2 : s.i+2+end])
+	body := s.s[s.i+2 : s.i+2+end]
 	s.i += 2 + end + 2
-	return body, nil
+	t := 0
+	for t < len(body) && !isSpace(body[t]) {
+		t++
+	}
+	target := body[:t]
+	if !validName(target) {
+		return "", &SyntaxError{Offset: start + 2, Msg: fmt.Sprintf("processing instruction target %q is not a name", target)}
+	}
+	if strings.EqualFold(target, "xml") && !allowDecl {
+		return "", &SyntaxError{Offset: start, Msg: "an XML declaration is only allowed at the start of the body"}
+	}
+	d := t
+	for d < len(body) && isSpace(body[d]) {
+		d++
+	}
+	data := body[d:]
+	switch {
+	case data == "":
+		return target, nil
+	case d == t+1 && body[t] == ' ' && strings.IndexByte(data, '\r') < 0:
+		return body, nil
+	}
+	return target + " " + normalizeNewlines(data), nil
 }
 
 func (s *scanner) name() (string, error) {
 	start := s.i
-	for s.i < len(s.b) && !isNameEnd(s.b[s.i]) {
-		s.i++
-	}
-	if s.i == start {
+	if s.i >= len(s.b) || nameClass[s.b[s.i]]&1 == 0 {
 		return "", &SyntaxError{Offset: s.i, Msg: "expected a name"}
+	}
+	s.i++
+	for s.i < len(s.b) && nameClass[s.b[s.i]]&2 != 0 {
+		s.i++
 	}
 	if s.i-start > s.lim.MaxNameLen {
 		return "", &SyntaxError{Offset: start, Msg: "name longer than the limit", Limit: true}
 	}
-	return string(s.b[start:s.i]), nil
+	return s.s[start:s.i], nil
 }
 
 func splitQName(q string) (prefix, local string) {
@@ -390,7 +503,70 @@ func (s *scanner) countNode() error {
 	return nil
 }
 
-// element parses one element starting at '<' and returns it with its subtree.
+func (s *scanner) newNode() *Node {
+	if len(s.slab) == 0 {
+		s.slab = make([]Node, s.chunk)
+	}
+	n := &s.slab[0]
+	s.slab = s.slab[1:]
+	return n
+}
+
+// keepKids moves the children collected since base into shared storage. The result's capacity
+// equals its length, so appending to a parsed node's Children never overwrites a neighbour's.
+func (s *scanner) keepKids(base int) []*Node {
+	k := s.kids[base:]
+	if len(k) == 0 {
+		return nil
+	}
+	if cap(s.kidPool)-len(s.kidPool) < len(k) {
+		s.kidPool = make([]*Node, 0, max(len(k), 2*s.chunk))
+	}
+	at := len(s.kidPool)
+	s.kidPool = append(s.kidPool, k...)
+	clear(s.kids[base:])
+	s.kids = s.kids[:base]
+	return s.kidPool[at:len(s.kidPool):len(s.kidPool)]
+}
+
+func (s *scanner) keepAttrs(a []Attr) []Attr {
+	if len(a) == 0 {
+		return nil
+	}
+	if cap(s.attrPool)-len(s.attrPool) < len(a) {
+		s.attrPool = make([]Attr, 0, max(len(a), s.chunk/2))
+	}
+	at := len(s.attrPool)
+	s.attrPool = append(s.attrPool, a...)
+	return s.attrPool[at:len(s.attrPool):len(s.attrPool)]
+}
+
+// resolve looks prefix up among the declarations in scope.
+func (s *scanner) resolve(prefix string) (string, bool) {
+	switch prefix {
+	case "xml":
+		return nsXML, true
+	case "xmlns":
+		return nsXMLNS, true
+	}
+	for i := len(s.scope) - 1; i >= 0; i-- {
+		if s.scope[i].prefix == prefix {
+			return s.scope[i].uri, true
+		}
+	}
+	return "", prefix == ""
+}
+
+// declaredPrefix returns the prefix an xmlns attribute declares ("" for the default namespace).
+func (a *Attr) declaredPrefix() string {
+	if a.Prefix == "" {
+		return ""
+	}
+	return a.Local
+}
+
+// element parses one element starting at '<' and returns it with its subtree. Recursion is
+// bounded by MaxDepth, checked before anything else.
 func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 	if depth > s.lim.MaxDepth {
 		return nil, &SyntaxError{Offset: s.i, Msg: fmt.Sprintf("elements nested deeper than %d", s.lim.MaxDepth), Limit: true}
@@ -398,18 +574,21 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 	if err := s.countNode(); err != nil {
 		return nil, err
 	}
-	n := &Node{Kind: ElementNode, Parent: parent, Start: s.i}
+	n := s.newNode()
+	n.Kind, n.Parent, n.Start = ElementNode, parent, s.i
 	s.i++ // '<'
 	qn, err := s.name()
 	if err != nil {
 		return nil, err
 	}
 	n.Prefix, n.Local = splitQName(qn)
+	attrs := s.attrBuf[:0]
 	empty := false
 	for {
+		before := s.i
 		s.skipSpace()
 		if s.i >= len(s.b) {
-			return nil, &SyntaxError{Offset: s.i, Msg: "unterminated start tag <" + qn}
+			return nil, &SyntaxError{Offset: s.i, Msg: fmt.Sprintf("unterminated start tag <%s> (opened at offset %d)", qn, n.Start)}
 		}
 		c := s.b[s.i]
 		if c == '>' {
@@ -422,10 +601,13 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 				empty = true
 				break
 			}
-			return nil, &SyntaxError{Offset: s.i, Msg: "stray '/' in start tag <" + qn}
+			return nil, &SyntaxError{Offset: s.i, Msg: "stray '/' in start tag <" + qn + ">"}
 		}
-		if len(n.Attrs) >= s.lim.MaxAttrs {
-			return nil, &SyntaxError{Offset: s.i, Msg: "too many attributes", Limit: true}
+		if s.i == before {
+			return nil, &SyntaxError{Offset: s.i, Msg: fmt.Sprintf("unexpected %q in start tag <%s> (attributes must be separated by white space)", c, qn)}
+		}
+		if len(attrs) >= s.lim.MaxAttrs {
+			return nil, &SyntaxError{Offset: s.i, Msg: fmt.Sprintf("more than %d attributes on <%s>", s.lim.MaxAttrs, qn), Limit: true}
 		}
 		an, err := s.name()
 		if err != nil {
@@ -441,18 +623,20 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 			return nil, &SyntaxError{Offset: s.i, Msg: "attribute " + an + " value is not quoted"}
 		}
 		q := s.b[s.i]
-		s.i++
-		vs := s.i
+		vs := s.i + 1
 		ve := bytes.IndexByte(s.b[vs:], q)
 		if ve < 0 {
-			return nil, &SyntaxError{Offset: vs, Msg: "unterminated attribute value"}
+			return nil, &SyntaxError{Offset: vs, Msg: "unterminated value of attribute " + an}
 		}
-		raw := s.b[vs : vs+ve]
-		s.i = vs + ve + 1
-		if bytes.IndexByte(raw, '<') >= 0 {
-			return nil, &SyntaxError{Offset: vs, Msg: "'<' in attribute value"}
+		ve += vs
+		if lt := bytes.IndexByte(s.b[vs:ve], '<'); lt >= 0 {
+			return nil, &SyntaxError{Offset: vs + lt, Msg: "'<' in the value of attribute " + an}
 		}
-		val, err := s.unescape(raw, vs, true)
+		if ve-vs > s.lim.MaxTextSize {
+			return nil, &SyntaxError{Offset: vs, Msg: "attribute value larger than the limit", Limit: true}
+		}
+		s.i = ve + 1
+		val, err := s.unescape(vs, ve, true)
 		if err != nil {
 			return nil, err
 		}
@@ -463,38 +647,92 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 		} else if a.Prefix == "xmlns" {
 			a.IsNS = true
 		}
-		for _, o := range n.Attrs {
-			if o.Prefix == a.Prefix && o.Local == a.Local {
-				return nil, &SyntaxError{Offset: vs, Msg: "duplicate attribute " + an}
-			}
-		}
-		n.Attrs = append(n.Attrs, a)
+		attrs = append(attrs, a)
 	}
-	// Resolve the element's and attributes' namespaces now that its declarations are known.
-	if sp, ok := n.lookupNS(n.Prefix); ok {
+	// Declarations first, then the element's and attributes' namespaces can be resolved.
+	scopeBase := len(s.scope)
+	for i := range attrs {
+		if attrs[i].IsNS {
+			s.scope = append(s.scope, nsBinding{attrs[i].declaredPrefix(), attrs[i].Value})
+		}
+	}
+	// In-scope declarations are bounded too: every prefix lookup scans them.
+	if len(s.scope) > s.lim.MaxAttrs {
+		return nil, &SyntaxError{Offset: n.Start, Msg: fmt.Sprintf("more than %d namespace declarations in scope", s.lim.MaxAttrs), Limit: true}
+	}
+	if sp, ok := s.resolve(n.Prefix); ok {
 		n.Space = sp
 	} else {
 		n.UnboundPrefix = true
 	}
-	for i := range n.Attrs {
-		a := &n.Attrs[i]
+	for i := range attrs {
+		a := &attrs[i]
 		if a.IsNS || a.Prefix == "" {
 			continue
 		}
-		if sp, ok := n.lookupNS(a.Prefix); ok {
+		if sp, ok := s.resolve(a.Prefix); ok {
 			a.Space = sp
 		} else {
 			n.UnboundPrefix = true
 		}
 	}
+	if len(attrs) > 1 {
+		if err := s.checkDuplicates(n, attrs); err != nil {
+			return nil, err
+		}
+	}
+	n.Attrs = s.keepAttrs(attrs)
+	s.attrBuf = attrs[:0]
 	n.Inner = s.i
 	if empty {
 		n.End, n.InnerEnd = s.i, s.i
+		s.scope = s.scope[:scopeBase]
 		return n, nil
+	}
+
+	kb := len(s.kids)
+	// A run of character data: text pieces, CDATA sections and the comments between them make
+	// one text node, as in the XPath data model canonical XML is defined on.
+	runStart, runEnd, runRaw := -1, 0, 0
+	runText, runMulti := "", false
+	flush := func() error {
+		if runStart < 0 {
+			return nil
+		}
+		if err := s.countNode(); err != nil {
+			return err
+		}
+		t := s.newNode()
+		t.Kind, t.Parent, t.Start, t.End = TextNode, n, runStart, runEnd
+		if runMulti {
+			t.Text = string(s.run)
+		} else {
+			t.Text = runText
+		}
+		s.kids = append(s.kids, t)
+		runStart, runRaw, runMulti = -1, 0, false
+		return nil
+	}
+	addText := func(txt string, start, end int) error {
+		runRaw += end - start
+		if runRaw > s.lim.MaxTextSize {
+			return &SyntaxError{Offset: start, Msg: "text node larger than the limit", Limit: true}
+		}
+		switch {
+		case runStart < 0:
+			runStart, runText = start, txt
+		case !runMulti:
+			runMulti = true
+			s.run = append(append(s.run[:0], runText...), txt...)
+		default:
+			s.run = append(s.run, txt...)
+		}
+		runEnd = end
+		return nil
 	}
 	for {
 		if s.i >= len(s.b) {
-			return nil, &SyntaxError{Offset: s.i, Msg: "missing end tag </" + qn + ">"}
+			return nil, &SyntaxError{Offset: s.i, Msg: fmt.Sprintf("missing end tag </%s> for the element opened at offset %d", qn, n.Start)}
 		}
 		if s.b[s.i] != '<' {
 			ts := s.i
@@ -502,23 +740,25 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 			if te < 0 {
 				te = len(s.b) - ts
 			}
-			raw := s.b[ts : ts+te]
 			s.i = ts + te
-			if len(raw) > s.lim.MaxTextSize {
-				return nil, &SyntaxError{Offset: ts, Msg: "text node larger than the limit", Limit: true}
-			}
-			txt, err := s.unescape(raw, ts, false)
+			txt, err := s.unescape(ts, s.i, false)
 			if err != nil {
 				return nil, err
 			}
-			if err := s.appendText(n, txt, ts, s.i); err != nil {
+			if err := addText(txt, ts, s.i); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		rest := s.b[s.i:]
-		switch {
-		case bytes.HasPrefix(rest, []byte("</")):
+		var next byte
+		if s.i+1 < len(s.b) {
+			next = s.b[s.i+1]
+		}
+		switch next {
+		case '/':
+			if err := flush(); err != nil {
+				return nil, err
+			}
 			es := s.i
 			s.i += 2
 			en, err := s.name()
@@ -531,60 +771,109 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 			}
 			s.i++
 			if en != qn {
-				return nil, &SyntaxError{Offset: es, Msg: fmt.Sprintf("end tag </%s> does not match <%s>", en, qn)}
+				return nil, &SyntaxError{Offset: es, Msg: fmt.Sprintf("end tag </%s> does not match <%s> opened at offset %d", en, qn, n.Start)}
 			}
 			n.InnerEnd, n.End = es, s.i
+			n.Children = s.keepKids(kb)
+			s.scope = s.scope[:scopeBase]
 			return n, nil
-		case bytes.HasPrefix(rest, []byte("<!--")):
-			if err := s.comment(); err != nil {
+		case '!':
+			rest := s.b[s.i:]
+			switch {
+			case bytes.HasPrefix(rest, []byte("<!--")):
+				if err := s.comment(); err != nil {
+					return nil, err
+				}
+			case bytes.HasPrefix(rest, []byte("<![CDATA[")):
+				cs := s.i
+				ce := strings.Index(s.s[cs+9:], "]]>")
+				if ce < 0 {
+					return nil, &SyntaxError{Offset: cs, Msg: "unterminated CDATA section"}
+				}
+				s.i = cs + 9 + ce + 3
+				if err := addText(normalizeNewlines(s.s[cs+9:cs+9+ce]), cs, s.i); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, &SyntaxError{Offset: s.i, Msg: "markup declaration inside an element", DTD: true}
+			}
+		case '?':
+			if err := flush(); err != nil {
 				return nil, err
 			}
-		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
-			cs := s.i
-			ce := bytes.Index(rest[9:], []byte("]]>"))
-			if ce < 0 {
-				return nil, &SyntaxError{Offset: cs, Msg: "unterminated CDATA section"}
-			}
-			txt := string(rest[9 : 9+ce])
-			s.i += 9 + ce + 3
-			if err := s.appendText(n, normalizeNewlines(txt), cs, s.i); err != nil {
-				return nil, err
-			}
-		case bytes.HasPrefix(rest, []byte("<!")):
-			return nil, &SyntaxError{Offset: s.i, Msg: "markup declaration inside an element", DTD: true}
-		case bytes.HasPrefix(rest, []byte("<?")):
 			ps := s.i
-			body, err := s.pi()
+			body, err := s.pi(false)
 			if err != nil {
 				return nil, err
 			}
 			if err := s.countNode(); err != nil {
 				return nil, err
 			}
-			n.Children = append(n.Children, &Node{Kind: PINode, Text: body, Parent: n, Start: ps, End: s.i})
+			p := s.newNode()
+			p.Kind, p.Text, p.Parent, p.Start, p.End = PINode, body, n, ps, s.i
+			s.kids = append(s.kids, p)
 		default:
+			if err := flush(); err != nil {
+				return nil, err
+			}
 			c, err := s.element(n, depth+1)
 			if err != nil {
 				return nil, err
 			}
-			n.Children = append(n.Children, c)
+			s.kids = append(s.kids, c)
 		}
 	}
 }
 
-// appendText merges adjacent character data (text and CDATA) into one text node, as the XPath
-// data model that canonical XML is defined on does.
-func (s *scanner) appendText(n *Node, txt string, start, end int) error {
-	if k := len(n.Children); k > 0 && n.Children[k-1].Kind == TextNode {
-		last := n.Children[k-1]
-		last.Text += txt
-		last.End = end
+// checkDuplicates refuses an attribute written twice, and (Namespaces in XML §6.3) two
+// attributes with the same local name whose prefixes are bound to the same namespace.
+func (s *scanner) checkDuplicates(n *Node, attrs []Attr) error {
+	dup := func(i, j int) bool {
+		a, b := &attrs[i], &attrs[j]
+		if a.Local != b.Local {
+			return false
+		}
+		return a.Prefix == b.Prefix || (a.Space != "" && a.Space == b.Space && !a.IsNS && !b.IsNS)
+	}
+	report := func(j int) error {
+		name := attrs[j].Local
+		if attrs[j].Prefix != "" {
+			name = attrs[j].Prefix + ":" + name
+		}
+		return &SyntaxError{Offset: n.Start, Msg: fmt.Sprintf("duplicate attribute %s on <%s>", name, n.QName())}
+	}
+	if len(attrs) <= 16 {
+		for j := 1; j < len(attrs); j++ {
+			for i := 0; i < j; i++ {
+				if dup(i, j) {
+					return report(j)
+				}
+			}
+		}
 		return nil
 	}
-	if err := s.countNode(); err != nil {
-		return err
+	// Many attributes: sort indexes by local name so duplicates are neighbours (same local
+	// name), keeping the check O(k log k) for hostile inputs.
+	idx := s.dupIdx[:0]
+	for i := range attrs {
+		idx = append(idx, i)
 	}
-	n.Children = append(n.Children, &Node{Kind: TextNode, Text: txt, Parent: n, Start: start, End: end})
+	slices.SortFunc(idx, func(x, y int) int { return strings.Compare(attrs[x].Local, attrs[y].Local) })
+	s.dupIdx = idx
+	for lo := 0; lo < len(idx); {
+		hi := lo + 1
+		for hi < len(idx) && attrs[idx[hi]].Local == attrs[idx[lo]].Local {
+			hi++
+		}
+		for j := lo + 1; j < hi; j++ {
+			for i := lo; i < j; i++ {
+				if dup(idx[i], idx[j]) {
+					return report(max(idx[i], idx[j]))
+				}
+			}
+		}
+		lo = hi
+	}
 	return nil
 }
 
@@ -596,23 +885,26 @@ func normalizeNewlines(s string) string {
 	return strings.ReplaceAll(s, "\r", "\n")
 }
 
-// unescape resolves the predefined and character references and applies XML end-of-line
-// handling; in attribute values literal white space becomes a space (attribute-value
-// normalization for CDATA attributes). Unknown entities are errors: without a DTD none exist.
-func (s *scanner) unescape(raw []byte, off int, attr bool) (string, error) {
-	if bytes.IndexByte(raw, '&') < 0 && bytes.IndexByte(raw, '\r') < 0 && (!attr || (bytes.IndexByte(raw, '\t') < 0 && bytes.IndexByte(raw, '\n') < 0)) {
-		return string(raw), nil
+// unescape returns the character data of s.s[start:end]: predefined and character references
+// resolved, XML end-of-line handling applied and, in attribute values, literal white space turned
+// into spaces (attribute-value normalization for CDATA attributes). Unknown entities are errors:
+// without a DTD none exist. Data without references is returned as a substring, without copying.
+func (s *scanner) unescape(start, end int, attr bool) (string, error) {
+	raw := s.s[start:end]
+	if strings.IndexByte(raw, '&') < 0 && strings.IndexByte(raw, '\r') < 0 &&
+		(!attr || (strings.IndexByte(raw, '\t') < 0 && strings.IndexByte(raw, '\n') < 0)) {
+		return raw, nil
 	}
 	out := s.scratch[:0]
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
 		switch {
 		case c == '&':
-			semi := bytes.IndexByte(raw[i:], ';')
-			if semi < 0 || semi > 12 {
-				return "", &SyntaxError{Offset: off + i, Msg: "unterminated entity reference"}
+			semi := strings.IndexByte(raw[i:], ';')
+			if semi < 0 {
+				return "", &SyntaxError{Offset: start + i, Msg: "unterminated entity reference"}
 			}
-			ref := string(raw[i+1 : i+semi])
+			ref := raw[i+1 : i+semi]
 			switch ref {
 			case "lt":
 				out = append(out, '<')
@@ -625,20 +917,18 @@ func (s *scanner) unescape(raw []byte, off int, attr bool) (string, error) {
 			case "quot":
 				out = append(out, '"')
 			default:
+				shown := ref
+				if len(shown) > 24 {
+					shown = shown[:24] + "…"
+				}
 				if !strings.HasPrefix(ref, "#") {
-					return "", &SyntaxError{Offset: off + i, Msg: "undefined entity &" + ref + ";"}
+					return "", &SyntaxError{Offset: start + i, Msg: "undefined entity &" + shown + "; (no DTD, so only the predefined entities exist)"}
 				}
-				var v uint64
-				var err error
-				if strings.HasPrefix(ref, "#x") {
-					v, err = strconv.ParseUint(ref[2:], 16, 32)
-				} else {
-					v, err = strconv.ParseUint(ref[1:], 10, 32)
+				v, ok := parseCharRef(ref[1:])
+				if !ok {
+					return "", &SyntaxError{Offset: start + i, Msg: "invalid character reference &" + shown + ";"}
 				}
-				if err != nil || !isXMLChar(rune(v)) {
-					return "", &SyntaxError{Offset: off + i, Msg: "invalid character reference &" + ref + ";"}
-				}
-				out = utf8.AppendRune(out, rune(v))
+				out = utf8.AppendRune(out, v)
 			}
 			i += semi
 		case c == '\r':
@@ -658,6 +948,38 @@ func (s *scanner) unescape(raw []byte, off int, attr bool) (string, error) {
 	}
 	s.scratch = out
 	return string(out), nil
+}
+
+// parseCharRef parses the part of a character reference after '#': decimal digits, or 'x' and
+// hexadecimal digits, naming an XML Char.
+func parseCharRef(ref string) (rune, bool) {
+	base := 10
+	if strings.HasPrefix(ref, "x") {
+		base, ref = 16, ref[1:]
+	}
+	if ref == "" {
+		return 0, false
+	}
+	var v rune
+	for i := 0; i < len(ref); i++ {
+		var d rune
+		c := ref[i]
+		switch {
+		case c >= '0' && c <= '9':
+			d = rune(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = rune(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = rune(c-'A') + 10
+		default:
+			return 0, false
+		}
+		v = v*rune(base) + d
+		if v > utf8.MaxRune {
+			return 0, false
+		}
+	}
+	return v, isXMLChar(v)
 }
 
 func isXMLChar(r rune) bool {
