@@ -177,6 +177,9 @@ func (r *OCSPResponder) Revoke(serial *big.Int, at time.Time) {
 
 // RevokeWithReason marks the certificate with this serial revoked since at with a CRL reason code.
 func (r *OCSPResponder) RevokeWithReason(serial *big.Int, at time.Time, reason int) {
+	if serial == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.revoked[serial.String()] = revocation{at: at, reason: reason}
@@ -184,6 +187,9 @@ func (r *OCSPResponder) RevokeWithReason(serial *big.Int, at time.Time, reason i
 
 // Unrevoke forgets a revocation.
 func (r *OCSPResponder) Unrevoke(serial *big.Int) {
+	if serial == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.revoked, serial.String())
@@ -254,6 +260,9 @@ func selfSignedResponder(key *rsa.PrivateKey) (*Identity, error) {
 // unknown otherwise. A non-nil nonce is sent in the id-pkix-ocsp-nonce response extension, its
 // value the DER OCTET STRING of nonce (RFC 8954 form). The signer's certificates are included.
 func (r *OCSPResponder) Respond(cert *x509.Certificate, nonce []byte) ([]byte, error) {
+	if cert == nil || cert.SerialNumber == nil {
+		return nil, errors.New("sim: OCSP Respond needs a certificate")
+	}
 	var ext []byte
 	if nonce != nil {
 		var err error
@@ -505,8 +514,8 @@ func (r *OCSPResponder) respond(ids []ocspCertID, nonceValue []byte) ([]byte, er
 		Signature:          asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)},
 	}
 	if !faults.OmitResponderCert {
-		// The signer first (x/crypto/ocsp reads only the first), then what links it to its
-		// issuer: OpenSSL needs the CA here to build the responder's path.
+		// The signer first (x/crypto/ocsp reads only the first), then the CA that links it to
+		// the root, for clients that hold nothing but the trust anchor.
 		for _, c := range signer.Chain {
 			basic.Certs = append(basic.Certs, asn1.RawValue{FullBytes: c.Raw})
 		}
@@ -612,6 +621,9 @@ func requestFromPath(u *url.URL) []byte {
 // with an id-pkix-ocsp-nonce request extension holding the DER OCTET STRING of nonce when nonce is
 // not nil. The simulated RI sends the Device Nonce of a registrationRequest this way.
 func OCSPRequestWithNonce(cert, issuer *x509.Certificate, nonce []byte) ([]byte, error) {
+	if cert == nil || cert.SerialNumber == nil || issuer == nil {
+		return nil, errors.New("sim: OCSPRequestWithNonce needs a certificate and its issuer")
+	}
 	id, err := certIDWith(crypto.SHA1, cert.SerialNumber, issuer)
 	if err != nil {
 		return nil, err
