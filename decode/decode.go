@@ -206,6 +206,9 @@ func dispatch(d *state, m *Message, root *Node) {
 	local := strings.TrimSpace(root.Local)
 	e, ok := kinds[strings.ToLower(local)]
 	if !ok {
+		e, ok = sceFallback(local) // rdp…Request/Response and <trigger>: generic SCE kinds
+	}
+	if !ok {
 		m.Reason = fmt.Sprintf("unknown root element <%s> in namespace %q", root.QName(), root.Space)
 		m.Namespace = root.Space
 		m.Add(RuleUnknownRoot.At("/"+root.Local, "root element <%s> (namespace %q) is not a message this tool decodes", root.QName(), root.Space))
