@@ -103,7 +103,7 @@ func TestStoreEvictsByCountAndBytes(t *testing.T) {
 
 func TestStoreFilterAndPaging(t *testing.T) {
 	s := NewStore(StoreOptions{}, NewBus(8))
-	ok := `<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="Success"></roap:leaveDomainResponse>`
+	ok := `<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="Success"><nonce>T1Sq3LQMzhRwj5eASuy5LA==</nonce><domainID>ACMEUSERDOM42001</domainID></roap:leaveDomainResponse>`
 	bad := `<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="DomainAccessDenied"></roap:leaveDomainResponse>`
 	for i := 0; i < 6; i++ {
 		body := ok

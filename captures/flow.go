@@ -127,6 +127,9 @@ type Summary struct {
 	Correlation []string          `json:"correlation,omitempty"`
 	Error       string            `json:"error,omitempty"`
 	Rules       []string          `json:"rules,omitempty"`
+	// Findings lists the rule IDs of the flow's findings, so filters and the table need not
+	// load the flow.
+	Findings []string `json:"findings,omitempty"`
 }
 
 // Summarize builds the table row of f.
@@ -179,6 +182,16 @@ func Summarize(f *Flow) Summary {
 		if x.Severity.Rank() > s.Verdict.Rank() {
 			s.Verdict = x.Severity
 		}
+		dup := false
+		for _, r := range s.Findings {
+			if r == x.Rule {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			s.Findings = append(s.Findings, x.Rule)
+		}
 	}
 	return s
 }
@@ -229,6 +242,12 @@ func (q Filter) Match(s *Summary, f *Flow) bool {
 			hit := false
 			for _, v := range s.IDs {
 				if containsFold(v, q.Text) {
+					hit = true
+					break
+				}
+			}
+			for _, r := range s.Findings {
+				if containsFold(r, q.Text) {
 					hit = true
 					break
 				}

@@ -151,12 +151,15 @@ type Page struct {
 // limit (limit <= 0: all). Last is the bus sequence number the page is consistent with, so a
 // stream subscriber can continue from it.
 func (s *Store) List(q Filter, offset, limit int) Page {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	var p Page
+	// Read the sequence before taking the store lock (publishers hold the bus lock while
+	// filters run, so the opposite order could deadlock). A flow added in between is both in the
+	// page and in the stream after Last; clients drop duplicates by flow ID.
 	if s.bus != nil {
 		p.Last = s.bus.Last()
 	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	for i := 0; i < s.count; i++ {
 		f := s.flows[(s.head+i)%s.maxFlows]
 		sum := s.sums[f.ID]

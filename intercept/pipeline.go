@@ -227,8 +227,9 @@ func (p *Pipeline) RoundTrip(req *http.Request, mode string) *http.Response {
 	finish := func() { p.finish(f); release() }
 
 	if m := f.Request.Message; m != nil && p.cfg.Judge != nil {
+		// Findings go on the message they judge so the UI can point at its field.
 		fs, corr := p.cfg.Judge.Judge(f, decode.DirRequest)
-		f.Findings = append(f.Findings, fs...)
+		m.Add(fs...)
 		f.Correlation = appendUnique(f.Correlation, corr...)
 	}
 
@@ -271,9 +272,9 @@ func (p *Pipeline) RoundTrip(req *http.Request, mode string) *http.Response {
 		f.Response.Message = p.cfg.Decoder.Decode(rbody, decode.Hint{ContentType: resp.Header.Get("Content-Type"), Direction: decode.DirResponse, Answers: answers})
 	}
 	f.Leg = Classify(f)
-	if f.Response.Message != nil && p.cfg.Judge != nil {
+	if m := f.Response.Message; m != nil && p.cfg.Judge != nil {
 		fs, corr := p.cfg.Judge.Judge(f, decode.DirResponse)
-		f.Findings = append(f.Findings, fs...)
+		m.Add(fs...)
 		f.Correlation = appendUnique(f.Correlation, corr...)
 	}
 	clientResp.Body = &completion{r: bytes.NewReader(rbody), done: finish}

@@ -1,0 +1,128 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/roapproxy/roapproxy/captures"
+)
+
+// Stream protocol (server → client, JSON text frames):
+//
+//	{"type":"snapshot","flows":[Summary…],"total":N,"lastSeq":S}  the current table (filtered)
+//	{"type":"flow","seq":S,"flow":Summary}                        a new flow
+//	{"type":"findings","seq":S,"flowId":ID,"findings":[…]}        late findings for a flow
+//	{"type":"clear","seq":S}                                      the store was cleared
+//	{"type":"resync","reason":"…"}                                followed by a fresh snapshot
+//
+// A client connects to /api/stream?since=S (the last seq it saw; 0 for a snapshot) plus the
+// filter parameters of /api/flows. If the server still holds every event after S it sends just
+// those; otherwise a snapshot. A client that cannot keep up (its queue fills) is sent a resync
+// and a new snapshot: the proxy never waits for it.
+
+const snapshotLimit = 5000
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  1024,
+	WriteBufferSize: 64 << 10,
+	CheckOrigin:     sameOrigin,
+}
+
+type snapshotMsg struct {
+	Type  string             `json:"type"`
+	Flows []captures.Summary `json:"flows"`
+	Total int                `json:"total"`
+	Last  uint64             `json:"lastSeq"`
+}
+
+type resyncMsg struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	filter := FilterFromQuery(q)
+	since, _ := strconv.ParseUint(q.Get("since"), 10, 64)
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	defer conn.Close()
+	// Reader: only to notice the client going away (and answer pings).
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		conn.SetReadLimit(4096)
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	match := func(e *captures.Event) bool {
+		if e.Type != captures.EventFlow || e.Flow == nil {
+			return true
+		}
+		// Runs under the bus lock: it must only look at the event, never at the store.
+		return filter.Match(e.Flow, nil)
+	}
+	bus := s.opt.Store.Bus()
+	send := func(v any) bool {
+		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		return conn.WriteJSON(v) == nil
+	}
+	for {
+		sub, backlog, complete := bus.Subscribe(since, s.opt.StreamQueue, match)
+		if since == 0 || !complete {
+			page := s.opt.Store.List(filter, 0, 0)
+			flows := page.Flows
+			if len(flows) > snapshotLimit {
+				flows = flows[len(flows)-snapshotLimit:]
+			}
+			// Events published between List and Subscribe are in the queue already; the client
+			// drops any flow it has (by ID), so overlap is harmless and nothing is missed.
+			if !send(snapshotMsg{Type: "snapshot", Flows: flows, Total: page.Total, Last: page.Last}) {
+				sub.Close()
+				return
+			}
+		} else {
+			for _, e := range backlog {
+				if !send(e) {
+					sub.Close()
+					return
+				}
+			}
+		}
+		lagged := false
+	loop:
+		for {
+			select {
+			case <-gone:
+				sub.Close()
+				return
+			case e, ok := <-sub.C:
+				if !ok {
+					lagged = sub.Lagged()
+					break loop
+				}
+				since = e.Seq
+				if !send(e) {
+					sub.Close()
+					return
+				}
+			}
+		}
+		if !lagged {
+			return
+		}
+		if !send(resyncMsg{Type: "resync", Reason: "this client fell behind the event stream; sending a fresh snapshot"}) {
+			return
+		}
+		since = 0
+	}
+}
+
