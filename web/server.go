@@ -193,18 +193,18 @@ type HalfDetail struct {
 // MessageDetail is a decoded message with its field tree.
 type MessageDetail struct {
 	*decode.Message
-	Fields *decode.Field     `json:"fields,omitempty"`
+	Fields *decode.Field    `json:"fields,omitempty"`
 	Nested []*MessageDetail `json:"nested,omitempty"`
 }
 
 // FlowDetail is GET /api/flows/{id}.
 type FlowDetail struct {
-	Summary  captures.Summary  `json:"summary"`
-	Flow     *captures.Flow    `json:"flow"`
-	Request  HalfDetail        `json:"request"`
-	Response HalfDetail        `json:"response"`
-	Findings []decode.Finding  `json:"findings"`
-	Timings  captures.Timings  `json:"timings"`
+	Summary  captures.Summary `json:"summary"`
+	Flow     *captures.Flow   `json:"flow"`
+	Request  HalfDetail       `json:"request"`
+	Response HalfDetail       `json:"response"`
+	Findings []decode.Finding `json:"findings"`
+	Timings  captures.Timings `json:"timings"`
 }
 
 func (s *Server) messageDetail(stored *decode.Message, body []byte, h decode.Hint) *MessageDetail {

@@ -138,7 +138,7 @@ type urlT = url.URL
 type cookieJar struct{ cs []*http.Cookie }
 
 func (j *cookieJar) SetCookies(_ *urlT, cs []*http.Cookie) { j.cs = append(j.cs, cs...) }
-func (j *cookieJar) Cookies(_ *urlT) []*http.Cookie      { return j.cs }
+func (j *cookieJar) Cookies(_ *urlT) []*http.Cookie        { return j.cs }
 
 func wsURL(srv *httptest.Server, q string) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/stream" + q

@@ -125,4 +125,3 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		since = 0
 	}
 }
-
