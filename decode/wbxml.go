@@ -76,6 +76,8 @@ var wbxmlTags = map[byte]string{
 	0x29: "deviceID",
 }
 
+// None of the DRM 2.1 attribute starts carries a value prefix: the value is exactly the
+// concatenation of the value tokens and strings that follow.
 var wbxmlAttrStarts = map[byte]string{
 	0x05: "xsi:type", 0x06: "xmlns:roap", 0x07: "xmlns:xsi", 0x08: "xmlns:xenc", 0x09: "xmlns:ds",
 	0x0A: "xmlns:o-ex", 0x0B: "xmlns:o-dd", 0x0C: "xmlns:oma-dd", 0x0D: "version", 0x0E: "proxy",
@@ -740,9 +742,9 @@ func wbxmlTokenName(tok byte) string {
 // EncodeWBXMLTrigger encodes an XML trigger tree (parsed with ParseXML or built with El) as a
 // WBXML 1.3 DRM 2.1 trigger: tags and attribute names from code page 0, attribute values from
 // the value table when one matches exactly, everything else as inline strings. Names missing
-// from the tables are written as LITERAL tokens through the string table. Comments and white
-// space are written as they are in the tree; text is always STR_I (never OPAQUE), so a decoder
-// gets back exactly the characters of the XML form.
+// from the tables are written as LITERAL tokens through the string table. White-space text is
+// kept as it is in the tree; text is always STR_I (never OPAQUE), so a decoder gets back exactly
+// the characters of the XML form.
 func EncodeWBXMLTrigger(root *Node) ([]byte, error) {
 	if root == nil || root.Kind != ElementNode {
 		return nil, errors.New("wbxml: the root must be an element")
