@@ -723,7 +723,10 @@ func TestROAPBrokenDomains(t *testing.T) {
 		{name: "join response notAfter Infinite", build: rtJoinResponse, mutate: rtSet("domainInfo/notAfter", "Infinite"), absent: []string{"DEC-VALUE-DATETIME", "ROAP-JDRESP-DOMAININFO"}},
 		{name: "join response notAfter bad", build: rtJoinResponse, mutate: rtSet("domainInfo/notAfter", "never"), rule: "DEC-VALUE-DATETIME", sev: SevError},
 		{name: "join response domainKey without mac", build: rtJoinResponse, mutate: rtDrop("domainInfo/domainKey/mac"), rule: "ROAP-JDRESP-DOMAININFO", sev: SevError},
-		{name: "join response encKey without Id", build: rtJoinResponse, mutate: func(_ testing.TB, n *Node) { e := n.Find("domainInfo/domainKey/encKey"); e.Attrs = rtWithoutAttr(e.Attrs, "Id") }, rule: "ROAP-JDRESP-DOMAININFO", sev: SevError},
+		{name: "join response encKey without Id", build: rtJoinResponse, mutate: func(_ testing.TB, n *Node) {
+			e := n.Find("domainInfo/domainKey/encKey")
+			e.Attrs = rtWithoutAttr(e.Attrs, "Id")
+		}, rule: "ROAP-JDRESP-DOMAININFO", sev: SevError},
 		{name: "join response no domainKey", build: rtJoinResponse, mutate: func(_ testing.TB, n *Node) { n.Find("domainInfo").Remove("domainKey") }, rule: "ROAP-JDRESP-DOMAININFO", sev: SevError},
 		{name: "leave request without domainID", build: rtLeaveRequest, mutate: rtDrop("domainID"), rule: "ROAP-LDREQ-SHAPE", sev: SevError},
 		{name: "leave request time before nonce", build: rtLeaveRequest, mutate: func(_ testing.TB, n *Node) { rtMove(n, "nonce", "time") }, rule: "ROAP-LDREQ-SHAPE", sev: SevError},
@@ -865,8 +868,8 @@ func TestROAPVectors(t *testing.T) {
 		"deviceHello.libxml2-bug152470.xml":         {rules: []string{"ROAP-DH-SHAPE", "DEC-IDENTIFIER-TYPE", "DEC-NOT-CANONICAL-PROLOG"}, ids: map[string]string{"deviceID": "vXENc+Um/9/NvmYKiHDLaErK0gk="}},
 		"sce-synthetic-roap-leaveDomainRequest.xml": {ids: map[string]string{"triggerNonce": "r6OqQRJ5dUF6cIs3VoMfqw==", "nonce": "T1Sq3LQMzhRwj5eASuy5LA==", "domainID": "ACMEUSERDOM42001", "riID": "3hDKO+0bWpDJtl1pFmJUGYZBh7w=", "deviceID": "gFRTYNpC6VEhQafFOugGmY6VGeI="},
 			rules: []string{"DEC-CERT"}}, // the synthetic chain is zero bytes
-		"sce-synthetic-roap-leaveDomainRequest.body.xml":                   {ids: map[string]string{"nonce": "T1Sq3LQMzhRwj5eASuy5LA==", "domainID": "ACMEUSERDOM42001"}},
-		"sce-synthetic-roap-leaveDomainResponse.xml":                       {status: "Success", clean: true, rules: []string{"ROAP-LDRESP-UNSIGNED"}, ids: map[string]string{"nonce": "T1Sq3LQMzhRwj5eASuy5LA==", "domainID": "ACMEUSERDOM42001"}},
+		"sce-synthetic-roap-leaveDomainRequest.body.xml":                    {ids: map[string]string{"nonce": "T1Sq3LQMzhRwj5eASuy5LA==", "domainID": "ACMEUSERDOM42001"}},
+		"sce-synthetic-roap-leaveDomainResponse.xml":                        {status: "Success", clean: true, rules: []string{"ROAP-LDRESP-UNSIGNED"}, ids: map[string]string{"nonce": "T1Sq3LQMzhRwj5eASuy5LA==", "domainID": "ACMEUSERDOM42001"}},
 		"sce-synthetic-NEG-roap-leaveDomainResponse-DomainAccessDenied.xml": {status: "DomainAccessDenied", rules: []string{"DOM-7.5-DAD-SCOPE"}},
 	}
 	for _, rel := range rtVectorFiles(t) {
