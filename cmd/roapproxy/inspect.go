@@ -436,7 +436,11 @@ func (in *inspector) printMessage(w *errWriter, m *decode.Message, indent string
 		lines = append(lines, kv{"signature", fmt.Sprintf("bytes %d..%d", m.Signature.Start, m.Signature.End)})
 	}
 	for _, c := range m.Chains {
-		lines = append(lines, kv{"certificates", fmt.Sprintf("%d at %s%s", max(len(c.DER), len(c.Certs)), sanitize(c.Path), certSummary(c))})
+		desc := "none parsed"
+		if n := max(len(c.DER), len(c.Certs)); n > 0 {
+			desc = fmt.Sprint(n)
+		}
+		lines = append(lines, kv{"certificates", fmt.Sprintf("%s at %s%s", desc, sanitize(c.Path), certSummary(c))})
 	}
 	for _, o := range m.OCSP {
 		lines = append(lines, kv{"ocsp response", fmt.Sprintf("%d bytes at %s", len(o.DER), sanitize(o.Path))})
