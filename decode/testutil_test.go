@@ -216,3 +216,18 @@ func fxStripComments(doc []byte) []byte {
 	}
 	return out
 }
+
+// fxXmllintAccepts reports whether `xmllint --noout` finds doc well-formed (namespace errors
+// are not well-formedness errors for xmllint either).
+func fxXmllintAccepts(tb testing.TB, doc []byte) bool {
+	tb.Helper()
+	cmd := exec.Command("xmllint", "--nonet", "--noout", "-")
+	cmd.Stdin = bytes.NewReader(doc)
+	err := cmd.Run()
+	if err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			tb.Fatalf("running xmllint: %v", err)
+		}
+	}
+	return err == nil
+}

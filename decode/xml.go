@@ -242,6 +242,7 @@ type scanner struct {
 	scope   []nsBinding // namespace declarations in scope, innermost last
 	kids    []*Node     // children being collected, a stack shared by all open elements
 	attrBuf []Attr      // attributes of the start tag being read
+	attrOff []int       // offsets of their names, for error messages
 	dupIdx  []int       // attribute indexes, sorted when checking many attributes for duplicates
 
 	slab     []Node // unused nodes of the current block
@@ -582,7 +583,7 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 		return nil, err
 	}
 	n.Prefix, n.Local = splitQName(qn)
-	attrs := s.attrBuf[:0]
+	attrs, offs := s.attrBuf[:0], s.attrOff[:0]
 	empty := false
 	for {
 		before := s.i
@@ -609,6 +610,7 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 		if len(attrs) >= s.lim.MaxAttrs {
 			return nil, &SyntaxError{Offset: s.i, Msg: fmt.Sprintf("more than %d attributes on <%s>", s.lim.MaxAttrs, qn), Limit: true}
 		}
+		offs = append(offs, s.i)
 		an, err := s.name()
 		if err != nil {
 			return nil, err
@@ -677,12 +679,12 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 		}
 	}
 	if len(attrs) > 1 {
-		if err := s.checkDuplicates(n, attrs); err != nil {
+		if err := s.checkDuplicates(n, attrs, offs); err != nil {
 			return nil, err
 		}
 	}
 	n.Attrs = s.keepAttrs(attrs)
-	s.attrBuf = attrs[:0]
+	s.attrBuf, s.attrOff = attrs[:0], offs[:0]
 	n.Inner = s.i
 	if empty {
 		n.End, n.InnerEnd = s.i, s.i
@@ -827,7 +829,7 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 
 // checkDuplicates refuses an attribute written twice, and (Namespaces in XML §6.3) two
 // attributes with the same local name whose prefixes are bound to the same namespace.
-func (s *scanner) checkDuplicates(n *Node, attrs []Attr) error {
+func (s *scanner) checkDuplicates(n *Node, attrs []Attr, offs []int) error {
 	dup := func(i, j int) bool {
 		a, b := &attrs[i], &attrs[j]
 		if a.Local != b.Local {
@@ -840,7 +842,7 @@ func (s *scanner) checkDuplicates(n *Node, attrs []Attr) error {
 		if attrs[j].Prefix != "" {
 			name = attrs[j].Prefix + ":" + name
 		}
-		return &SyntaxError{Offset: n.Start, Msg: fmt.Sprintf("duplicate attribute %s on <%s>", name, n.QName())}
+		return &SyntaxError{Offset: offs[j], Msg: fmt.Sprintf("duplicate attribute %s on <%s>", name, n.QName())}
 	}
 	if len(attrs) <= 16 {
 		for j := 1; j < len(attrs); j++ {
