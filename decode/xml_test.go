@@ -84,7 +84,7 @@ func TestScannerAttributeNormalization(t *testing.T) {
 	r := doc.Root
 	want := map[string]string{
 		"x": "one two three four five", // literal white space becomes one space each (CRLF is one)
-		"y": "\t\n\r ",                  // character references are not normalized
+		"y": "\t\n\r ",                 // character references are not normalized
 		"z": `<>&'"`,
 		"w": `"`,
 		"v": `'`,
