@@ -152,11 +152,13 @@ func (dec *Decoder) decode(body []byte, h Hint, depth int) (m *Message) {
 	}
 	mt := mediaType(h.ContentType)
 	claimsDRM := strings.HasPrefix(mt, "application/vnd.oma.drm.")
-	if mt == MIMEWBXML || looksWBXML(body) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n\xEF\xBB\xBF")
+	// Trust the bytes over the label: an XML trigger mislabelled as WBXML still decodes (and
+	// the content type mismatch is what a person needs to hear about, not a WBXML parse error).
+	if looksWBXML(body) || (mt == MIMEWBXML && (len(trimmed) == 0 || trimmed[0] != '<')) {
 		decodeWBXMLTrigger(d, m, body)
 		return m
 	}
-	trimmed := bytes.TrimLeft(body, " \t\r\n\xEF\xBB\xBF")
 	if len(trimmed) == 0 || trimmed[0] != '<' {
 		m.Reason = "not XML"
 		f := RuleNotXML.At("", "body (%d bytes, content type %q) is not XML", len(body), mt)
