@@ -93,7 +93,6 @@ func decodeTrigger(d *state, m *Message, root *Node) {
 	}
 	if body == nil {
 		m.Add(roapRuleTrigShape.At(rootPath, "roapTrigger holds no trigger element"))
-		m.Reason = "roapTrigger without a trigger element"
 		return
 	}
 	m.Variant = roapTriggerKinds[strings.ToLower(body.Local)]
