@@ -198,7 +198,7 @@ func (v *Verifier) walkChain(certs []*x509.Certificate, o chainOpts) *chainResul
 			}
 			if named != nil {
 				badAnchor = true
-				fail(&r.linksOK, "anchor signature", RuleChainSig.At(certPath(o.path, len(path)-1), "trust anchor %s has the issuer's name but its key did not sign %s", certName(named), certName(last)))
+				fail(&r.linksOK, "untrusted", RuleChainUntrusted.At(certPath(o.path, len(path)-1), "%s names a trusted root %s as issuer, but that root's key did not sign it: another PKI with the same names", certName(last), certName(named)))
 				break
 			}
 			var next *x509.Certificate

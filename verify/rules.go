@@ -40,11 +40,11 @@ var (
 
 // SCE MACs.
 var (
-	RuleMAC          = rule("GEN-MAC-SCOPE", sevE, "seed 000 §7.5.2, §7.5.3; sce-token §9 #5; docs/sce-mac.md", "The MAC of an RDP request or response verifies under the RI<->DEA context MK over the message without its signature element")
-	RuleTrgMAC       = rule("DOM-7.6.1-MAC", sevE, "seed 000 §7.6.1; sce-token §9 #39; docs/sce-mac.md", "The MAC of the Proxy Leave User Domain drmTrigger verifies under the RI<->DEA context MK")
-	RuleMACNoKey     = rule("GEN-MAC-NOKEY", sevI, "sce-token §5.2; docs/sce-mac.md", "No MAC key (MK) is configured for this RI<->DEA context: the MAC is unverifiable, not failed")
-	RuleMACReencoded = rule("GEN-MAC-REENCODED", sevW, "sce-token §5.2; docs/sce-mac.md", "The MAC verifies only over the re-canonicalized message, not over the bytes as sent")
-	RuleMACAlg       = rule("GEN-MAC-ALG", sevW, "sce-token §5.2; docs/sce-mac.md", "The MAC verifies only with an HMAC hash other than the one configured for the context")
+	RuleMAC      = rule("GEN-MAC-SCOPE", sevE, "seed 000 §7.5.2, §7.5.3; sce-token §9 #5; docs/sce-mac.md", "The MAC of an RDP request or response verifies under the RI<->DEA context MK over the message without its signature element")
+	RuleTrgMAC   = rule("DOM-7.6.1-MAC", sevE, "seed 000 §7.6.1; sce-token §9 #39; docs/sce-mac.md", "The MAC of the Proxy Leave User Domain drmTrigger verifies under the RI<->DEA context MK")
+	RuleMACNoKey = rule("GEN-MAC-NOKEY", sevI, "sce-token §5.2; docs/sce-mac.md", "No MAC key (MK) is configured for this RI<->DEA context: the MAC is unverifiable, not failed")
+	RuleMACForm  = rule("GEN-MAC-FORM", sevI, "sce-token §5.2; docs/sce-mac.md", "The MAC covers the bytes as sent rather than their exclusive canonical form (SCE-GEN's canonicalization is not public; both are accepted)")
+	RuleMACAlg   = rule("GEN-MAC-ALG", sevW, "sce-token §5.2; docs/sce-mac.md", "The MAC verifies only with an HMAC hash other than the one configured for the context")
 )
 
 // Certificate chains.

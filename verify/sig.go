@@ -136,8 +136,9 @@ func macOver(alg string, key, data []byte) []byte {
 }
 
 // verifyMAC checks the MAC of an SCE message (docs/sce-mac.md): HMAC with the context MK over the
-// message without its signature element, as sent; then with the other HMAC hash; then over the
-// re-canonicalized message.
+// exclusive canonical form of the message without its signature element (the shared contract's
+// assumption, SCE-GEN not being public), then over the bytes as sent minus the signature
+// element; with the configured HMAC hash, then the other one.
 func (v *Verifier) verifyMAC(m *decode.Message, reqID, resID string, r decode.Rule) (tri, []decode.Finding) {
 	sigNode := topChild(m.Root, "signature")
 	if sigNode == nil {
@@ -153,9 +154,9 @@ func (v *Verifier) verifyMAC(m *decode.Message, reqID, resID string, r decode.Ru
 	if !ok {
 		return fail, []decode.Finding{r.At(path, "signature is not base64, so the MAC cannot verify")}
 	}
-	variants := [][]byte{m.SignedBytes()}
-	if c := m.CanonicalWithoutSignature(); c != nil && !bytes.Equal(c, variants[0]) {
-		variants = append(variants, c)
+	variants := [][]byte{m.CanonicalWithoutSignature()}
+	if raw := m.SignedBytes(); !bytes.Equal(raw, variants[0]) {
+		variants = append(variants, raw)
 	}
 	for vi, body := range variants {
 		for _, k := range keys {
@@ -168,7 +169,7 @@ func (v *Verifier) verifyMAC(m *decode.Message, reqID, resID string, r decode.Ru
 					fs = append(fs, RuleMACAlg.At(path, "the MAC verifies with %s, but %s configures %s", alg, k.name(), k.Alg))
 				}
 				if vi > 0 {
-					fs = append(fs, RuleMACReencoded.At(path, "the MAC verifies only over the exclusive-c14n of the parsed message, not over the bytes as sent"))
+					fs = append(fs, RuleMACForm.At(path, "the MAC covers the bytes as sent (minus the signature element), not their exclusive canonical form"))
 				}
 				return pass, fs
 			}
@@ -178,7 +179,7 @@ func (v *Verifier) verifyMAC(m *decode.Message, reqID, resID string, r decode.Ru
 	for i, k := range keys {
 		names[i] = k.name()
 	}
-	return fail, []decode.Finding{r.At(path, "MAC does not verify with the configured key(s) %s over the message without its signature element (HMAC-SHA1 and HMAC-SHA256 tried)", strings.Join(names, ", "))}
+	return fail, []decode.Finding{r.At(path, "MAC does not verify with the configured key(s) %s over the message without its signature element (canonical and as sent; HMAC-SHA1 and HMAC-SHA256 tried)", strings.Join(names, ", "))}
 }
 
 func otherAlg(a string) string {

@@ -196,7 +196,9 @@ func (t *Tracker) Track(o Observation) Result {
 	if o.Time.IsZero() {
 		o.Time = t.opt.Clock()
 	}
-	return t.observe(t.normalize(o), nil)
+	res := t.observe(t.normalize(o), nil)
+	res.Findings = dedupe(o.Message, res.Findings)
+	return res
 }
 
 var requestKinds = []string{"deviceHello", "registrationRequest", "roRequest", "joinDomainRequest", "leaveDomainRequest",
@@ -223,7 +225,8 @@ func (t *Tracker) normalize(o Observation) Observation {
 	}
 	if o.DeviceID == "" && o.URL != "" {
 		if u, err := url.Parse(o.URL); err == nil {
-			o.DeviceID = u.Query().Get("deviceID")
+			// An unescaped '+' of a base64 identifier decodes as a space; base64 has no spaces.
+			o.DeviceID = strings.ReplaceAll(u.Query().Get("deviceID"), " ", "+")
 		}
 	}
 	return o
@@ -951,12 +954,19 @@ func (b *obs) tokenDelivery() {
 	}
 	dev, riID, tdid, status := idOf(m, "deviceID"), idOf(m, "riID"), childText(m, "tokenDeliveryID"), statusOf(m)
 	b.learnEndpoint(riID)
+	// decode classifies the mode from the transport hint or the body; say so only when the
+	// exchange proves it wrong.
+	onePass := m.Variant == decode.TokenOnePass
 	if req != nil {
 		b.corr = e.corr
-		b.add(RuleTDRMode.At(b.root(), "2-pass: answers the %s on this exchange", req.Kind))
+		if onePass {
+			b.add(RuleTDRMode.AtSev(sevW, b.root(), "decoded as 1-pass, but it answers the %s on this exchange (2-pass)", req.Kind))
+		}
 	} else {
 		b.corr = "token:" + dev + ":" + tdid
-		b.add(RuleTDRMode.At(b.root(), "1-pass: no TokenRequest or TokenConsumptionReport precedes it on this exchange"))
+		if b.o.Exchange != "" && m.Variant != "" && !onePass {
+			b.add(RuleTDRMode.AtSev(sevW, b.root(), "decoded as 2-pass (%s), but no TokenRequest or TokenConsumptionReport precedes it on this exchange: a 1-pass delivery must not carry a device nonce", m.Variant))
+		}
 	}
 	answersReport := req != nil && kindIs(req, "tokenConsumptionReport")
 	if status == "TokenConsumptionReportError" && !answersReport {

@@ -125,19 +125,31 @@ func (v *Verifier) check(m *decode.Message, ctx Context) *report {
 	return r
 }
 
-// dedupe drops findings decode already reported (same rule and path) and repeats.
+// dedupe drops repeats, and findings of rules another package (decode) owns when that package
+// already reported the same rule at the same severity for this message: both sides implement
+// parts of some spec rules (DOM-7.5.2-DEVCHAIN-KP, DOM-7.5.2-RIID-MATCH, XBS-9.2.3-MODE), and a
+// person should read each verdict once.
 func dedupe(m *decode.Message, fs []decode.Finding) []decode.Finding {
-	type key struct{ rule, path, msg string }
-	seen := map[key]bool{}
-	for _, f := range m.Findings {
-		seen[key{f.Rule, f.Path, ""}] = true
+	type key struct {
+		rule string
+		sev  decode.Severity
 	}
+	theirs := map[key]bool{}
+	for _, f := range m.Findings {
+		theirs[key{f.Rule, f.Severity}] = true
+	}
+	seen := map[decode.Finding]bool{}
 	out := fs[:0]
 	for _, f := range fs {
-		if seen[key{f.Rule, f.Path, ""}] || seen[key{f.Rule, f.Path, f.Message}] {
+		if seen[f] {
 			continue
 		}
-		seen[key{f.Rule, f.Path, f.Message}] = true
+		seen[f] = true
+		if theirs[key{f.Rule, f.Severity}] {
+			if r, ok := decode.LookupRule(f.Rule); ok && r.Package != "verify" {
+				continue
+			}
+		}
 		out = append(out, f)
 	}
 	return out
@@ -150,9 +162,11 @@ func (v *Verifier) signerChain(m *decode.Message, role decode.Role, at time.Time
 	if role == decode.RoleDevice {
 		idName = "deviceID"
 	}
-	id := idOf(m, idName)
+	// The caller's identifier wins: for registration messages decode derives the ID from the
+	// very chain it would be compared with.
+	id := signerID
 	if id == "" {
-		id = signerID
+		id = idOf(m, idName)
 	}
 	idPath := ""
 	if m.Root != nil {
@@ -381,7 +395,7 @@ func (v *Verifier) Track(o Observation) Result {
 	ctx := v.tracker.contextFor(o)
 	rep := v.check(o.Message, ctx)
 	res := v.tracker.observe(o, rep)
-	res.Findings = append(rep.findings, res.Findings...)
+	res.Findings = dedupe(o.Message, append(rep.findings, res.Findings...))
 	return res
 }
 
