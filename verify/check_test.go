@@ -2,9 +2,9 @@ package verify
 
 import (
 	"bytes"
-	"errors"
 	"crypto/x509"
 	"encoding/asn1"
+	"errors"
 	"strings"
 	"testing"
 	"time"
