@@ -313,6 +313,13 @@ func TestPKINewLeaf(t *testing.T) {
 	if len(sub.Chain) != 2 || !sub.Chain[1].Equal(byRoot.Cert) {
 		t.Errorf("chain under a non-root issuer has %d certificates", len(sub.Chain))
 	}
+	deeper, err := p.NewLeaf("deeper", LeafOptions{Issuer: sub, Key: sub.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(deeper.Chain, []*x509.Certificate{deeper.Cert, sub.Cert, byRoot.Cert}, (*x509.Certificate).Equal) {
+		t.Errorf("chain two levels under a non-root issuer has %d certificates, want 3", len(deeper.Chain))
+	}
 }
 
 func TestPKIKeyUnder1024(t *testing.T) {
