@@ -24,7 +24,7 @@ import (
 	"time"
 )
 
-// postOCSP sends a DER request to url and returns the DER response.
+// ocspTestPost sends a DER request to url and returns the DER response.
 func ocspTestPost(t *testing.T, url string, req []byte) []byte {
 	t.Helper()
 	resp, err := http.Post(url, "application/ocsp-request", bytes.NewReader(req))
@@ -402,8 +402,8 @@ func TestOCSPGoClient(t *testing.T) {
 	}
 }
 
-// ocspTestRawNonceRequest builds a request whose nonce extension value is the nonce itself, not an OCTET
-// STRING around it.
+// ocspTestRawNonceRequest builds a request whose nonce extension value is the nonce itself, not
+// an OCTET STRING around it.
 func ocspTestRawNonceRequest(t *testing.T, cert, issuer *x509.Certificate, nonce []byte) []byte {
 	req, err := OCSPRequestWithNonce(cert, issuer, []byte{})
 	if err != nil {
