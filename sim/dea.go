@@ -262,10 +262,18 @@ func (a *DEA) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	a.logf("proxy leave of %s from %s via %s: %s", dev, dom, riID, st)
 	reply(w, CTSCE, out)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
 	if st == StatusSuccess && !faults.SkipFanout {
 		a.fanoutAfterLeave(dom, dev, riID)
 	}
 }
+
+// fanoutDelay separates the response to a proxy leave from the triggers that follow it, so that
+// an observer on the wire sees them in the order seed 000 §7.5 describes (the triggers come
+// after the leave was processed), not racing each other.
+const fanoutDelay = 30 * time.Millisecond
 
 // leave runs the checks of seed 000 §7.5.2 in order and, when they pass, removes the association
 // of the device with the domain through the requesting RI. It returns the status and the domain
@@ -420,6 +428,7 @@ func (a *DEA) fanoutAfterLeave(dom, dev, from string) {
 	a.fanout.Add(1)
 	go func() {
 		defer a.fanout.Done()
+		time.Sleep(fanoutDelay)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		for _, ri := range targets {

@@ -212,8 +212,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-var errNoContent = errors.New("nothing queued")
-
 // UserDomain is the SCE user domain both simulated RIs proxy to the DEA.
 const UserDomain = "ACMEUSERDOM42001"
 
