@@ -109,7 +109,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 					lagged = sub.Lagged()
 					break loop
 				}
-				since = e.Seq
 				if !send(e) {
 					sub.Close()
 					return

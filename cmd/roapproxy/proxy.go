@@ -119,16 +119,15 @@ var judgeFactory func(o *proxyOptions) (intercept.Judge, error)
 
 // running is a started proxy.
 type running struct {
-	Store     *captures.Store
-	Pipeline  *intercept.Pipeline
-	CA        *intercept.CA
-	ProxyURL  string // forward proxy URL ("" when disabled)
-	UIURL     string // UI URL including the token ("" when disabled)
-	Reverse   map[string]string
-	recorder  *captures.Recorder
-	wg        sync.WaitGroup
-	errs      chan error
-	closeOnce sync.Once
+	Store    *captures.Store
+	Pipeline *intercept.Pipeline
+	CA       *intercept.CA
+	ProxyURL string // forward proxy URL ("" when disabled)
+	UIURL    string // UI URL including the token ("" when disabled)
+	Reverse  map[string]string
+	recorder *captures.Recorder
+	wg       sync.WaitGroup
+	errs     chan error
 }
 
 // startProxy binds every listener first (so a port in use fails at once, before anything
