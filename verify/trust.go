@@ -303,7 +303,8 @@ func (t *Trust) LoadKeys(file string) error {
 	return t.ParseKeys(f, file)
 }
 
-// ParseKeys reads MAC key lines. Blank lines and text after '#' are ignored. A line is either
+// ParseKeys reads MAC key lines. Blank lines and comments (from a word starting with '#' to the
+// end of the line) are ignored. A line is either
 //
 //	<reqID-or-resID base64> <MK hex> [hmac-sha1|hmac-sha256]
 //
@@ -319,11 +320,14 @@ func (t *Trust) ParseKeys(r io.Reader, name string) error {
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	var keys []MACKey
 	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
+		// A comment starts with a field beginning with '#' (the xmldsig algorithm URIs hold '#').
+		f := strings.Fields(sc.Text())
+		for i, x := range f {
+			if strings.HasPrefix(x, "#") {
+				f = f[:i]
+				break
+			}
 		}
-		f := strings.Fields(line)
 		if len(f) == 0 {
 			continue
 		}
