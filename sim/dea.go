@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -261,12 +262,18 @@ func (a *DEA) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	a.logf("proxy leave of %s from %s via %s: %s", dev, dom, riID, st)
+	// The fan-out is registered before the response leaves, so that Wait, called by whoever
+	// got the response, cannot miss it.
+	var send func()
+	if st == StatusSuccess && !faults.SkipFanout {
+		send = a.fanoutAfterLeave(dom, dev, riID)
+	}
 	reply(w, CTSCE, out)
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	if st == StatusSuccess && !faults.SkipFanout {
-		a.fanoutAfterLeave(dom, dev, riID)
+	if send != nil {
+		go send()
 	}
 }
 
@@ -409,10 +416,11 @@ func (a *DEA) now() time.Time {
 	return a.clock()
 }
 
-// fanoutAfterLeave triggers every other RI through which the device is still in the domain and
-// that has not been triggered yet (seed 000 §7.5). It runs after the response has been written,
-// in the background; Wait waits for it.
-func (a *DEA) fanoutAfterLeave(dom, dev, from string) {
+// fanoutAfterLeave picks every other RI through which the device is still in the domain and
+// that has not been triggered yet (seed 000 §7.5), and returns the function that triggers them,
+// meant to run in the background after the response has been written (nil when there is no RI
+// to trigger). Wait waits for it.
+func (a *DEA) fanoutAfterLeave(dom, dev, from string) func() {
 	a.mu.Lock()
 	var targets []string
 	for ri := range a.members[dom][dev] {
@@ -423,10 +431,11 @@ func (a *DEA) fanoutAfterLeave(dom, dev, from string) {
 	}
 	a.mu.Unlock()
 	if len(targets) == 0 {
-		return
+		return nil
 	}
+	sort.Strings(targets)
 	a.fanout.Add(1)
-	go func() {
+	return func() {
 		defer a.fanout.Done()
 		time.Sleep(fanoutDelay)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -436,7 +445,7 @@ func (a *DEA) fanoutAfterLeave(dom, dev, from string) {
 				a.logf("leave trigger to %s: %v", ri, err)
 			}
 		}
-	}()
+	}
 }
 
 // Leave makes the listed devices leave a user domain on the DEA's own initiative (seed 000 §7.6):

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -245,6 +247,64 @@ func TestSimLegsAndProxy(t *testing.T) {
 	for _, peer := range []string{RIName(1), RIName(2), PeerDEA, PeerOCSP} {
 		if hosts[hostOf(s.URL(peer))] == 0 {
 			t.Errorf("no request to %s (%s) went through the proxy; saw %v", peer, s.URL(peer), hosts)
+		}
+	}
+}
+
+// TestSimReverseFronts puts reverse proxies in front of RI 1, the DEA and the OCSP responder:
+// the peers must advertise and use the fronts, so every request to those peers passes them.
+func TestSimReverseFronts(t *testing.T) {
+	s := startSim(t, Options{})
+	counts := map[string]*int{}
+	var mu sync.Mutex
+	for _, peer := range []string{RIName(1), PeerDEA, PeerOCSP} {
+		target, err := url.Parse(s.URL(peer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp := httputil.NewSingleHostReverseProxy(target)
+		n := new(int)
+		counts[peer] = n
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			*n++
+			mu.Unlock()
+			rp.ServeHTTP(w, r)
+		}))
+		t.Cleanup(front.Close)
+		if err := s.SetFront(peer, front.URL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetFront("nobody", "http://127.0.0.1:1"); err == nil {
+		t.Error("SetFront accepted an unknown peer")
+	}
+	var log exchangeLog
+	s.Observe(log.add)
+	ctx := context.Background()
+	for _, sc := range s.Scenarios() {
+		if sc.Name == ScRegister || sc.Name == ScLeaveUserDomain {
+			if err := s.Run(ctx, sc); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s.Observe(nil)
+	mu.Lock()
+	defer mu.Unlock()
+	for peer, n := range counts {
+		if *n == 0 {
+			t.Errorf("nothing went through the front of %s", peer)
+		}
+	}
+	for _, ex := range log.list() {
+		for _, peer := range []string{RIName(1), PeerDEA, PeerOCSP} {
+			if strings.HasPrefix(ex.URL, s.URL(peer)) {
+				t.Errorf("%s went straight to %s, past its front", ex.URL, peer)
+			}
+		}
+		if bytes.Contains(ex.Response, []byte(s.URL(RIName(1)))) {
+			t.Errorf("a message advertises RI 1's own listener instead of its front: %.200s", ex.Response)
 		}
 	}
 }
