@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -248,7 +249,8 @@ type scanner struct {
 	slab     []Node // unused nodes of the current block
 	kidPool  []*Node
 	attrPool []Attr
-	chunk    int // block size hint derived from the body's markup count
+	chunk     int // nodes per block, from the body's markup count
+	attrChunk int // attributes per block
 }
 
 // ParseXML parses b as a namespace-aware XML document. It is deliberately tolerant of what real
@@ -263,8 +265,54 @@ func ParseXML(b []byte, lim Limits) (*Document, error) {
 	if off, msg := checkChars(b); off >= 0 {
 		return nil, &SyntaxError{Offset: off, Msg: msg}
 	}
-	s := &scanner{b: b, s: string(b), lim: lim, doc: &Document{Raw: b}}
+	sc := scanScratchPool.Get().(*scanScratch)
+	s := &scanner{b: b, s: string(b), lim: lim, doc: &Document{Raw: b},
+		scratch: sc.unesc[:0], run: sc.run[:0], scope: sc.scope[:0], kids: sc.kids[:0],
+		attrBuf: sc.attrs[:0], attrOff: sc.offs[:0], dupIdx: sc.dupIdx[:0]}
+	// Blocks are sized from the markup: each node needs a '<' (text nodes follow one), each
+	// attribute an '='.
 	s.chunk = min(max(bytes.Count(b, []byte{'<'}), 16), 512)
+	s.attrChunk = min(max(bytes.Count(b, []byte{'='}), 4), 256)
+	doc, err := s.parse()
+	sc.keep(s)
+	scanScratchPool.Put(sc)
+	return doc, err
+}
+
+// scanScratch is the working memory of a scanner that does not end up in the Document. It is
+// pooled, so the stacks do not regrow from nothing on every call.
+type scanScratch struct {
+	unesc, run   []byte
+	scope        []nsBinding
+	kids         []*Node
+	attrs        []Attr
+	offs, dupIdx []int
+}
+
+var scanScratchPool = sync.Pool{New: func() any { return new(scanScratch) }}
+
+// keep takes the scanner's buffers back for the next call. Whatever could point into this body
+// or its nodes is cleared, so a pooled buffer never keeps a message alive, and buffers a hostile
+// body made large are dropped rather than pooled.
+func (sc *scanScratch) keep(s *scanner) {
+	const most = 1024
+	clear(s.scope[:cap(s.scope)])
+	clear(s.kids[:cap(s.kids)])
+	clear(s.attrBuf[:cap(s.attrBuf)])
+	sc.unesc, sc.run, sc.scope, sc.kids, sc.attrs, sc.offs, sc.dupIdx = s.scratch, s.run, s.scope, s.kids, s.attrBuf, s.attrOff, s.dupIdx
+	if cap(sc.unesc) > 64*most {
+		sc.unesc = nil
+	}
+	if cap(sc.run) > 64*most {
+		sc.run = nil
+	}
+	if cap(sc.scope) > most || cap(sc.kids) > most || cap(sc.attrs) > most || cap(sc.offs) > most || cap(sc.dupIdx) > most {
+		sc.scope, sc.kids, sc.attrs, sc.offs, sc.dupIdx = nil, nil, nil, nil, nil
+	}
+}
+
+func (s *scanner) parse() (*Document, error) {
+	b := s.b
 	if bytes.HasPrefix(b, []byte("\xEF\xBB\xBF")) {
 		s.doc.BOM = true
 		s.i = 3
@@ -521,7 +569,7 @@ func (s *scanner) keepKids(base int) []*Node {
 		return nil
 	}
 	if cap(s.kidPool)-len(s.kidPool) < len(k) {
-		s.kidPool = make([]*Node, 0, max(len(k), 2*s.chunk))
+		s.kidPool = make([]*Node, 0, max(len(k), s.chunk))
 	}
 	at := len(s.kidPool)
 	s.kidPool = append(s.kidPool, k...)
@@ -535,7 +583,7 @@ func (s *scanner) keepAttrs(a []Attr) []Attr {
 		return nil
 	}
 	if cap(s.attrPool)-len(s.attrPool) < len(a) {
-		s.attrPool = make([]Attr, 0, max(len(a), s.chunk/2))
+		s.attrPool = make([]Attr, 0, max(len(a), s.attrChunk))
 	}
 	at := len(s.attrPool)
 	s.attrPool = append(s.attrPool, a...)
