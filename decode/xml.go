@@ -246,9 +246,9 @@ type scanner struct {
 	attrOff []int       // offsets of their names, for error messages
 	dupIdx  []int       // attribute indexes, sorted when checking many attributes for duplicates
 
-	slab     []Node // unused nodes of the current block
-	kidPool  []*Node
-	attrPool []Attr
+	slab      []Node // unused nodes of the current block
+	kidPool   []*Node
+	attrPool  []Attr
 	chunk     int // nodes per block, from the body's markup count
 	attrChunk int // attributes per block
 }
