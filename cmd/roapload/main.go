@@ -1,0 +1,224 @@
+// Command roapload measures what roapproxy costs on the forwarding path. In one run, on
+// loopback only, it sends signed ROAP exchanges (a ~3 KB roRequest with the device chain, a
+// ~5 KB roResponse with the RI chain, a protected RO and an OCSP response) to an in-process
+// upstream three ways: directly, through `roapproxy run --no-verify`, and through a verifying
+// `roapproxy run`. The proxy is a subprocess, so its CPU time and resident memory come from
+// /proc. Because shared machines are noisy, every figure is also given as a ratio to the
+// direct baseline measured in the same run.
+//
+//	go run ./cmd/roapload [--duration 5s] [--concurrency 1,32] [--flows 100000] [--ui-tab] [--json FILE]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("roapload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./cmd/roapload [flags]\n\nMeasures roapproxy on loopback: direct vs proxied without and with verification.\n\n")
+		fs.PrintDefaults()
+	}
+	var (
+		cfg      Config
+		conc     = "1,32"
+		jsonPath string
+	)
+	fs.StringVar(&cfg.Bin, "bin", "", "roapproxy `binary` to measure (default: go build ./cmd/roapproxy into a temporary folder)")
+	fs.StringVar(&conc, "concurrency", conc, "closed-loop concurrency `levels`, comma-separated")
+	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measuring time per cell")
+	fs.IntVar(&cfg.Requests, "requests", 0, "requests per cell (replaces --duration when > 0)")
+	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before each cell")
+	fs.IntVar(&cfg.Variants, "variants", 256, "distinct signed exchanges (each with its own nonce) cycled through")
+	fs.IntVar(&cfg.Bits, "bits", 2048, "RSA key size of the test PKI")
+	fs.IntVar(&cfg.Flows, "flows", 0, "RSS check: send this many requests through the verifying proxy at concurrency 32 (e.g. 100000; 0 skips)")
+	fs.BoolVar(&cfg.Probe, "probe", true, "first check that the verifying proxy flags a corrupted signature, and report it")
+	fs.BoolVar(&cfg.UITab, "ui-tab", false, "also measure a fixed request rate with and without a headless Chromium tab on the web UI")
+	fs.DurationVar(&cfg.UIDuration, "ui-duration", 10*time.Second, "length of each --ui-tab run")
+	fs.Float64Var(&cfg.UIRate, "ui-rate", 2000, "requests (= UI events) per second in --ui-tab mode")
+	fs.StringVar(&cfg.Chromium, "chromium", "/usr/bin/chromium", "Chromium `binary` for --ui-tab")
+	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to this `file`")
+	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "roapload: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	levels, err := parseLevels(conc)
+	if err != nil {
+		fmt.Fprintf(stderr, "roapload: --concurrency: %v\n", err)
+		return 2
+	}
+	cfg.Concurrency = levels
+	if cfg.Requests <= 0 && cfg.Duration <= 0 {
+		fmt.Fprintln(stderr, "roapload: --duration or --requests must be positive")
+		return 2
+	}
+	if cfg.UITab && (cfg.UIRate <= 0 || cfg.UIDuration <= 0) {
+		fmt.Fprintln(stderr, "roapload: --ui-rate and --ui-duration must be positive")
+		return 2
+	}
+	if !*quiet {
+		cfg.Log = stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := Measure(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "roapload: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, renderMarkdown(rep, args))
+	if jsonPath != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err == nil {
+			err = os.WriteFile(jsonPath, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "roapload: --json: %v\n", err)
+			return 1
+		}
+	}
+	for _, t := range rep.Targets {
+		if t.Name == "request errors in all cells" && !t.Met {
+			return 1
+		}
+	}
+	return 0
+}
+
+func parseLevels(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 4096 {
+			return nil, fmt.Errorf("%q is not a concurrency between 1 and 4096", p)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no levels in %q", s)
+	}
+	return out, nil
+}
+
+// renderMarkdown prints the report as markdown tables.
+func renderMarkdown(r *Report, args []string) string {
+	var b strings.Builder
+	cmd := "go run ./cmd/roapload"
+	if len(args) > 0 {
+		cmd += " " + strings.Join(args, " ")
+	}
+	fmt.Fprintf(&b, "## roapload results\n\n")
+	fmt.Fprintf(&b, "`%s` — %s, %d CPUs (%s), %s; request %d B, response %d B, %d variants, RSA-%d; clock ticks %d/s%s; run took %.0f s.\n\n",
+		cmd, r.Started.Format("2006-01-02 15:04 UTC"), r.CPUs, r.CPUModel, r.GoVersion, r.RequestBytes, r.ResponseBytes,
+		r.Variants, r.Bits, r.ClockTicks, map[bool]string{true: " (guessed)", false: ""}[r.ClockGuessed], r.Elapsed)
+	if r.Probe != nil {
+		fmt.Fprintf(&b, "Verification: %s. Findings on a valid exchange: %s; on the corrupted one: %s.\n\n",
+			r.Probe.Note, listOrNone(r.Probe.ValidFindings), listOrNone(r.Probe.CorruptFlagged))
+	}
+	fmt.Fprintf(&b, "| path | conc. | requests | req/s | p50 | p99 | proxy CPU/req | proxy RSS | errors |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	row := func(c Cell) {
+		load := strconv.Itoa(c.Concurrency)
+		if c.TargetRate > 0 {
+			load = fmt.Sprintf("%.0f/s", c.TargetRate)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %d |\n", c.Path, load, c.Requests, c.RPS,
+			fmtUs(c.P50us), fmtUs(c.P99us), cpuStr(c), rssStr(c), c.Errors)
+	}
+	for _, c := range r.Cells {
+		row(c)
+	}
+	if r.Flows != nil {
+		row(*r.Flows)
+	}
+	if u := r.UI; u != nil && u.WithoutTab != nil && u.WithTab != nil {
+		row(*u.WithoutTab)
+		row(*u.WithTab)
+	}
+	b.WriteString("\n")
+	if r.ThroughputRatioC1 > 0 {
+		fmt.Fprintf(&b, "Ratios at concurrency 1 against direct: throughput verifying %.2f×, --no-verify %.2f×; p50 verifying %.2f×.\n",
+			r.ThroughputRatioC1, r.NoVerifyRatioC1, r.P50RatioC1)
+	}
+	if u := r.UI; u != nil {
+		if u.Skipped != "" {
+			fmt.Fprintf(&b, "UI tab: %s.\n", u.Skipped)
+		} else {
+			fmt.Fprintf(&b, "UI tab (with ÷ without): rate %.2f×, p50 %.2f×, p99 %.2f×, proxy CPU/req %.2f×; the proxy wrote %+.0f B per flow more with the tab open than without (its websocket stream to the tab)",
+				u.RateRatio, u.P50Ratio, u.P99Ratio, u.CPURatio, u.UIBytesPerEvent)
+			if u.WithTab.Shed > 0 || u.WithoutTab.Shed > 0 {
+				fmt.Fprintf(&b, "; shed %d / %d requests", u.WithoutTab.Shed, u.WithTab.Shed)
+			}
+			b.WriteString(".\n")
+		}
+	}
+	b.WriteString("\n| target | want | measured | met |\n|---|---|---:|---|\n")
+	for _, t := range r.Targets {
+		got := fmt.Sprintf("%.2f %s", t.Got, t.Unit)
+		switch t.Unit {
+		case "":
+			got = fmt.Sprintf("%.0f", t.Got)
+		case "µs", "MB":
+			got = fmt.Sprintf("%.0f %s", t.Got, t.Unit)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, t.Want, got, map[bool]string{true: "yes", false: "**no**"}[t.Met])
+	}
+	if r.Probe != nil && !r.Probe.Active {
+		b.WriteString("\n**Verification was not active in `roapproxy run` during this run: the \"verifying\" rows measure decoding only.**\n")
+	}
+	return b.String()
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func fmtUs(v float64) string {
+	if v >= 1000 {
+		return fmt.Sprintf("%.2f ms", v/1000)
+	}
+	return fmt.Sprintf("%.0f µs", v)
+}
+
+func cpuStr(c Cell) string {
+	if !c.Proxied {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f µs", c.CPUus)
+}
+
+func rssStr(c Cell) string {
+	if !c.Proxied {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f MB", c.RSSMB)
+}

@@ -1,0 +1,485 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Paths measured.
+const (
+	pathDirect   = "direct"
+	pathNoVerify = "proxy --no-verify"
+	pathVerify   = "proxy, verifying"
+)
+
+// Config is one measurement run.
+type Config struct {
+	Bin         string        // roapproxy binary; "" builds ./cmd/roapproxy
+	Concurrency []int         // closed-loop workers per cell
+	Duration    time.Duration // per cell, when Requests is 0
+	Requests    int           // per cell; > 0 replaces Duration
+	Warmup      time.Duration // per cell before measuring (Requests mode: Requests/10 requests)
+	Variants    int           // distinct signed exchanges
+	Bits        int           // RSA key size of the test PKI
+	Flows       int           // RSS check: requests through the verifying proxy at concurrency 32; 0 skips
+	FlowsConc   int
+	Probe       bool // check that the verifying proxy flags a corrupted signature
+	UITab       bool
+	UIDuration  time.Duration
+	UIRate      float64
+	Chromium    string
+	Log         io.Writer // progress; nil discards
+}
+
+// Cell is one measured combination of path and load.
+type Cell struct {
+	Path        string  `json:"path"`
+	Concurrency int     `json:"concurrency,omitempty"`
+	TargetRate  float64 `json:"targetRate,omitempty"`
+	Requests    int     `json:"requests"`
+	Errors      int     `json:"errors"`
+	FirstError  string  `json:"firstError,omitempty"`
+	Shed        int     `json:"shed,omitempty"`
+	Seconds     float64 `json:"seconds"`
+	RPS         float64 `json:"rps"`
+	P50us       float64 `json:"p50Us"`
+	P99us       float64 `json:"p99Us"`
+	Proxied     bool    `json:"proxied"`
+	CPUus       float64 `json:"proxyCpuUsPerRequest,omitempty"`
+	CPUTicks    uint64  `json:"proxyCpuTicks,omitempty"`
+	RSSMB       float64 `json:"proxyRssMB,omitempty"`
+	PeakRSSMB   float64 `json:"proxyPeakRssMB,omitempty"`
+	WriteBPerRq float64 `json:"proxyWriteBytesPerRequest,omitempty"`
+}
+
+// Probe says whether the verifying proxy really verified.
+type Probe struct {
+	Active         bool     `json:"active"`
+	CorruptFlagged []string `json:"corruptFindings"`
+	ValidFindings  []string `json:"validFindings"`
+	Note           string   `json:"note"`
+}
+
+// UIResult is the --ui-tab comparison.
+type UIResult struct {
+	Skipped    string  `json:"skipped,omitempty"`
+	Rate       float64 `json:"rate"`
+	WithoutTab *Cell   `json:"withoutTab,omitempty"`
+	WithTab    *Cell   `json:"withTab,omitempty"`
+	// Ratios with tab ÷ without.
+	RateRatio       float64 `json:"rateRatio,omitempty"`
+	P50Ratio        float64 `json:"p50Ratio,omitempty"`
+	P99Ratio        float64 `json:"p99Ratio,omitempty"`
+	CPURatio        float64 `json:"cpuRatio,omitempty"`
+	UIBytesPerEvent float64 `json:"uiBytesPerEvent,omitempty"`
+}
+
+// Target is one goal checked against what was measured.
+type Target struct {
+	Name string  `json:"name"`
+	Want string  `json:"want"`
+	Got  float64 `json:"got"`
+	Unit string  `json:"unit"`
+	Met  bool    `json:"met"`
+}
+
+// Report is the result of a run.
+type Report struct {
+	Started       time.Time `json:"started"`
+	CPUs          int       `json:"cpus"`
+	CPUModel      string    `json:"cpuModel"`
+	GoVersion     string    `json:"goVersion"`
+	ClockTicks    int       `json:"clockTicks"`
+	ClockGuessed  bool      `json:"clockTicksGuessed,omitempty"`
+	RequestBytes  int       `json:"requestBytes"`
+	ResponseBytes int       `json:"responseBytes"`
+	Variants      int       `json:"variants"`
+	Bits          int       `json:"rsaBits"`
+	Probe         *Probe    `json:"verification,omitempty"`
+	Cells         []Cell    `json:"cells"`
+	Flows         *Cell     `json:"flows,omitempty"`
+	UI            *UIResult `json:"ui,omitempty"`
+	// Ratios against the direct baseline at concurrency 1 of the same run.
+	ThroughputRatioC1 float64  `json:"throughputRatioC1,omitempty"`
+	P50RatioC1        float64  `json:"p50RatioC1,omitempty"`
+	NoVerifyRatioC1   float64  `json:"noVerifyThroughputRatioC1,omitempty"`
+	Targets           []Target `json:"targets"`
+	Elapsed           float64  `json:"elapsedSeconds"`
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, format+"\n", args...)
+	}
+}
+
+// Measure runs everything cfg asks for. Errors of individual requests are counted in the
+// cells; an error return means the run itself could not be carried out.
+func Measure(ctx context.Context, cfg Config) (*Report, error) {
+	begin := time.Now()
+	if cfg.Variants == 0 {
+		cfg.Variants = 256
+	}
+	if cfg.FlowsConc == 0 {
+		cfg.FlowsConc = 32
+	}
+	if len(cfg.Concurrency) == 0 {
+		return nil, errors.New("no concurrency levels")
+	}
+	tmp, err := os.MkdirTemp("", "roapload-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	rep := &Report{Started: begin.UTC(), CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(),
+		Variants: cfg.Variants, Bits: cfg.Bits}
+	if rep.Bits == 0 {
+		rep.Bits = 2048
+	}
+	ticks, ok := clockTicks()
+	rep.ClockTicks, rep.ClockGuessed = ticks, !ok
+
+	cfg.logf("building the test PKI and %d signed exchanges (%d-bit RSA)…", cfg.Variants, rep.Bits)
+	pl, err := newPayload(cfg.Variants, rep.Bits)
+	if err != nil {
+		return nil, err
+	}
+	rep.RequestBytes, rep.ResponseBytes = len(pl.exchanges[0].req), len(pl.exchanges[0].resp)
+	trust := filepath.Join(tmp, "root.pem")
+	if err := os.WriteFile(trust, pl.rootPEM, 0o600); err != nil {
+		return nil, err
+	}
+	up, err := startUpstream(pl)
+	if err != nil {
+		return nil, err
+	}
+	defer up.Close()
+
+	bin := cfg.Bin
+	if bin == "" {
+		cfg.logf("building roapproxy…")
+		if bin, err = buildProxy(ctx, tmp); err != nil {
+			return nil, err
+		}
+	}
+	pc := func(verify, ui bool) proxyConfig {
+		return proxyConfig{Bin: bin, Upstream: up.URL, Verify: verify, TrustPEM: trust, UI: ui, WorkDir: filepath.Join(tmp, "config")}
+	}
+	measurer := cellMeasurer{cfg: &cfg, ticks: ticks}
+
+	if cfg.Probe {
+		pr, err := probe(ctx, pc(true, true), pl)
+		if err != nil {
+			return nil, fmt.Errorf("verification probe: %w", err)
+		}
+		rep.Probe = pr
+		cfg.logf("verification probe: %s", pr.Note)
+	}
+
+	maxConc := slices.Max(cfg.Concurrency)
+	// Direct baseline.
+	{
+		c := newClient(up.URL, pl, maxConc)
+		for _, conc := range cfg.Concurrency {
+			cell, err := measurer.closed(ctx, pathDirect, c, nil, conc)
+			if err != nil {
+				return nil, err
+			}
+			rep.Cells = append(rep.Cells, cell)
+		}
+		c.close()
+	}
+	for _, verify := range []bool{false, true} {
+		name := pathNoVerify
+		if verify {
+			name = pathVerify
+		}
+		proc, err := startProxy(pc(verify, false))
+		if err != nil {
+			return nil, err
+		}
+		c := newClient(proc.Reverse, pl, maxConc)
+		for _, conc := range cfg.Concurrency {
+			cell, err := measurer.closed(ctx, name, c, proc, conc)
+			if err != nil {
+				proc.kill()
+				return nil, err
+			}
+			rep.Cells = append(rep.Cells, cell)
+		}
+		c.close()
+		if err := proc.stop(); err != nil {
+			return nil, err
+		}
+	}
+
+	if cfg.Flows > 0 {
+		cfg.logf("RSS check: %d requests through the verifying proxy at concurrency %d…", cfg.Flows, cfg.FlowsConc)
+		proc, err := startProxy(pc(true, false))
+		if err != nil {
+			return nil, err
+		}
+		c := newClient(proc.Reverse, pl, cfg.FlowsConc)
+		m := measurer
+		m.noWarmup = true
+		cell, err := m.count(ctx, pathVerify+", RSS check", c, proc, cfg.FlowsConc, cfg.Flows)
+		c.close()
+		if err != nil {
+			proc.kill()
+			return nil, err
+		}
+		if err := proc.stop(); err != nil {
+			return nil, err
+		}
+		rep.Flows = &cell
+	}
+
+	if cfg.UITab {
+		ui, err := measureUI(ctx, &cfg, measurer, pc(true, true), pl)
+		if err != nil {
+			return nil, err
+		}
+		rep.UI = ui
+	}
+	rep.summarize()
+	rep.Elapsed = time.Since(begin).Seconds()
+	return rep, nil
+}
+
+// cellMeasurer runs cells and reads the proxy's counters around them.
+type cellMeasurer struct {
+	cfg      *Config
+	ticks    int
+	noWarmup bool
+}
+
+func (m cellMeasurer) closed(ctx context.Context, path string, c *client, proc *proxyProc, conc int) (Cell, error) {
+	return m.count(ctx, path, c, proc, conc, m.cfg.Requests)
+}
+
+// count measures one closed-loop cell of n requests (n == 0: the configured duration).
+func (m cellMeasurer) count(ctx context.Context, path string, c *client, proc *proxyProc, conc, n int) (Cell, error) {
+	if !m.noWarmup {
+		if n > 0 {
+			closedLoop(ctx, c, conc, max(n/10, conc), 0)
+		} else if m.cfg.Warmup > 0 {
+			closedLoop(ctx, c, conc, 0, m.cfg.Warmup)
+		}
+	}
+	return m.sampled(ctx, path, proc, func() *runResult { return closedLoop(ctx, c, conc, n, m.cfg.Duration) },
+		Cell{Path: path, Concurrency: conc})
+}
+
+// sampled runs load between two samples of the proxy's counters.
+func (m cellMeasurer) sampled(ctx context.Context, path string, proc *proxyProc, load func() *runResult, cell Cell) (Cell, error) {
+	var before procSample
+	var err error
+	if proc != nil {
+		if before, err = sampleProc(proc.Pid()); err != nil {
+			return cell, fmt.Errorf("%s: reading /proc: %w", path, err)
+		}
+	}
+	r := load()
+	if err := ctx.Err(); err != nil {
+		return cell, err
+	}
+	cell.Requests, cell.Errors, cell.FirstError, cell.Shed = r.Requests, r.Errors, r.FirstErr, r.Shed
+	cell.Seconds = r.Elapsed.Seconds()
+	cell.RPS = float64(r.Requests) / r.Elapsed.Seconds()
+	p50, p99 := latencySummary(r.Latencies)
+	cell.P50us, cell.P99us = us(p50), us(p99)
+	if proc != nil {
+		after, err := sampleProc(proc.Pid())
+		if err != nil {
+			return cell, fmt.Errorf("%s: reading /proc: %w", path, err)
+		}
+		cell.Proxied = true
+		cell.CPUTicks = after.CPUTicks - before.CPUTicks
+		if r.Requests > 0 {
+			cell.CPUus = float64(cell.CPUTicks) / float64(m.ticks) * 1e6 / float64(r.Requests)
+			if after.WriteB > 0 {
+				cell.WriteBPerRq = float64(after.WriteB-before.WriteB) / float64(r.Requests)
+			}
+		}
+		cell.RSSMB = float64(after.RSSKB) * 1024 / 1e6
+		cell.PeakRSSMB = float64(after.HWMKB) * 1024 / 1e6
+	}
+	m.cfg.logf("  %-28s c=%-3d %7d req  %8.0f req/s  p50 %s  p99 %s  cpu/req %s  rss %s  errors %d",
+		path, cell.Concurrency, cell.Requests, cell.RPS, fmtUs(cell.P50us), fmtUs(cell.P99us), cpuStr(cell), rssStr(cell), cell.Errors)
+	return cell, nil
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// probe starts a verifying proxy with the UI, sends one valid and one corrupted exchange, and
+// reads the findings back from the UI's API: a verifying proxy must flag the bad signature.
+func probe(ctx context.Context, pcfg proxyConfig, pl *payload) (*Probe, error) {
+	proc, err := startProxy(pcfg)
+	if err != nil {
+		return nil, err
+	}
+	defer proc.kill()
+	c := newClient(proc.Reverse, pl, 1)
+	defer c.close()
+	var buf bytes.Buffer
+	if err := c.do(ctx, pl.exchanges[0], &buf); err != nil {
+		return nil, fmt.Errorf("valid exchange: %w", err)
+	}
+	if err := c.do(ctx, pl.corrupt, &buf); err != nil {
+		return nil, fmt.Errorf("corrupted exchange: %w", err)
+	}
+	// The proxy stores a flow once the response body has been handed over, which can be a
+	// moment after the client has all its bytes: poll briefly.
+	var flows []probeFlow
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if flows, err = listFlows(ctx, proc.UI); err != nil {
+			return nil, err
+		}
+		if len(flows) >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(flows) != 2 {
+		return nil, fmt.Errorf("GET /api/flows: %d flows, want 2", len(flows))
+	}
+	slices.SortFunc(flows, func(a, b probeFlow) int { return cmp.Compare(a.ID, b.ID) })
+	pr := &Probe{ValidFindings: nonNil(flows[0].Findings), CorruptFlagged: nonNil(flows[1].Findings)}
+	pr.Active = slices.Contains(pr.CorruptFlagged, "ROAP-SIG")
+	if pr.Active {
+		pr.Note = "active: a corrupted roRequest signature is flagged ROAP-SIG"
+	} else {
+		pr.Note = "NOT active: a corrupted roRequest signature is not flagged (verification is not wired into `roapproxy run`); the verifying path measures decoding only"
+	}
+	if err := proc.stop(); err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
+func listFlows(ctx context.Context, ui string) ([]probeFlow, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(ui, "/")+"/api/flows", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var page struct {
+		Flows []probeFlow `json:"flows"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /api/flows: status %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		return nil, fmt.Errorf("GET /api/flows: %w", err)
+	}
+	return page.Flows, nil
+}
+
+// probeFlow is the part of a /api/flows summary the probe reads.
+type probeFlow struct {
+	ID       uint64   `json:"id"`
+	Findings []string `json:"findings"`
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// summarize computes the ratios and checks the targets.
+func (r *Report) summarize() {
+	find := func(path string, conc int) *Cell {
+		for i := range r.Cells {
+			if r.Cells[i].Path == path && r.Cells[i].Concurrency == conc {
+				return &r.Cells[i]
+			}
+		}
+		return nil
+	}
+	direct, verify, noverify := find(pathDirect, 1), find(pathVerify, 1), find(pathNoVerify, 1)
+	if direct != nil && verify != nil {
+		r.ThroughputRatioC1 = ratio(verify.RPS, direct.RPS)
+		r.P50RatioC1 = ratio(verify.P50us, direct.P50us)
+		r.Targets = append(r.Targets, Target{Name: "throughput at concurrency 1, verifying ÷ direct", Want: "≥ 0.5",
+			Got: r.ThroughputRatioC1, Unit: "×", Met: r.ThroughputRatioC1 >= 0.5})
+	}
+	if direct != nil && noverify != nil {
+		r.NoVerifyRatioC1 = ratio(noverify.RPS, direct.RPS)
+	}
+	// CPU per request: the best-amortized cell (highest concurrency) is the proxy's steady
+	// cost; the concurrency-1 cell also carries idle wake-ups per request.
+	var cpuCell *Cell
+	for i := range r.Cells {
+		c := &r.Cells[i]
+		if c.Path == pathVerify && (cpuCell == nil || c.Concurrency > cpuCell.Concurrency) {
+			cpuCell = c
+		}
+	}
+	if cpuCell != nil {
+		r.Targets = append(r.Targets, Target{Name: fmt.Sprintf("proxy CPU per request, verifying, concurrency %d", cpuCell.Concurrency),
+			Want: "≤ 150 µs", Got: cpuCell.CPUus, Unit: "µs", Met: cpuCell.CPUus <= 150})
+	}
+	if r.Flows != nil {
+		r.Targets = append(r.Targets, Target{Name: fmt.Sprintf("proxy RSS after %d flows (verifying)", r.Flows.Requests),
+			Want: "< 100 MB", Got: r.Flows.RSSMB, Unit: "MB", Met: r.Flows.RSSMB < 100 && r.Flows.Errors == 0})
+	}
+	if u := r.UI; u != nil && u.Skipped == "" && u.WithTab != nil && u.WithoutTab != nil {
+		// "Without the proxy slowing": the tab must cost neither rate nor latency. 10 % on p50
+		// absorbs the noise of a shared machine; a tab that slows the proxy shows far more.
+		// A flow summary is a few hundred bytes of JSON: a tab that got less per flow never
+		// opened the stream, and then nothing was measured.
+		streamed := u.UIBytesPerEvent >= 100
+		met := streamed && u.WithTab.RPS >= 0.98*u.Rate && u.WithTab.Errors == 0 && u.WithTab.Shed == 0 && u.P50Ratio <= 1.10
+		r.Targets = append(r.Targets, Target{Name: fmt.Sprintf("UI: %.0f events/s into one tab, p50 with tab ÷ without", u.Rate),
+			Want: "rate held, ≤ 1.10, stream delivered", Got: u.P50Ratio, Unit: "×", Met: met})
+	}
+	errs := 0
+	all := append([]Cell(nil), r.Cells...)
+	if r.Flows != nil {
+		all = append(all, *r.Flows)
+	}
+	if r.UI != nil {
+		for _, c := range []*Cell{r.UI.WithoutTab, r.UI.WithTab} {
+			if c != nil {
+				all = append(all, *c)
+			}
+		}
+	}
+	for _, c := range all {
+		errs += c.Errors
+	}
+	r.Targets = append(r.Targets, Target{Name: "request errors in all cells", Want: "0", Got: float64(errs), Met: errs == 0})
+}

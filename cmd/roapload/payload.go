@@ -1,0 +1,139 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/roapproxy/roapproxy/decode"
+	"github.com/roapproxy/roapproxy/sim"
+)
+
+// exchange is one ROAP round trip: a signed roRequest and the signed roResponse that answers it.
+type exchange struct {
+	req, resp []byte
+}
+
+// payload holds the bodies the load sends. Each variant has its own nonce, as real 2-pass
+// exchanges do, so a verifier that correlates requests with responses sees distinct
+// exchanges instead of one message replayed; signing a fresh pair per request would instead
+// spend the client's share of the CPU on RSA.
+type payload struct {
+	pki       *sim.PKI
+	rootPEM   []byte
+	exchanges []exchange
+	byRequest map[string][]byte // request body → its response
+	// corrupt is a variant whose request signature does not verify; the probe uses it to tell
+	// whether the proxy really verifies.
+	corrupt exchange
+}
+
+// newPayload builds a test PKI and variants signed exchanges: roRequest by the device key
+// (RSA-PSS, SHA-1, salt 20) with its certificate chain; roResponse by the RI key with the RI
+// chain, one protected RO and a real OCSP response for the RI certificate.
+func newPayload(variants, bits int) (*payload, error) {
+	if variants < 1 {
+		return nil, fmt.Errorf("need at least one request variant, got %d", variants)
+	}
+	p, err := sim.NewPKI(sim.PKIOptions{Bits: bits, Devices: 1, RIs: 1})
+	if err != nil {
+		return nil, fmt.Errorf("test PKI: %w", err)
+	}
+	ri, dev := p.RIs[0], p.Devices[0]
+	ocsp, err := sim.NewOCSPResponder(p).Respond(ri.Cert, nil)
+	if err != nil {
+		return nil, fmt.Errorf("OCSP response: %w", err)
+	}
+	pl := &payload{
+		pki:       p,
+		rootPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Root.Cert.Raw}),
+		byRequest: make(map[string][]byte, variants),
+	}
+	now := time.Now()
+	build := func(i int, corrupt bool) (exchange, error) {
+		nonce := make([]byte, 20)
+		if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
+			return exchange{}, err
+		}
+		cek := make([]byte, 16)
+		if _, err := io.ReadFull(rand.Reader, cek); err != nil {
+			return exchange{}, err
+		}
+		n64 := base64.StdEncoding.EncodeToString(nonce)
+		roID := fmt.Sprintf("REL-load-%d", i)
+		rq := sim.RORequest{DeviceID: dev.ID(), RIID: ri.ID(), Nonce: n64, Time: now, ROIDs: []string{roID}, Chain: dev.ChainDER()}
+		req, err := sim.Sign(rq.Build(), dev.Key, corrupt)
+		if err != nil {
+			return exchange{}, fmt.Errorf("signing roRequest: %w", err)
+		}
+		ro, err := sim.ProtectedRO(sim.ROParams{ID: roID, RIID: ri.ID(), ContentID: fmt.Sprintf("cid:load-%d@roapproxy.test", i),
+			CEK: cek, DeviceID: dev.ID(), DeviceKey: &dev.Key.PublicKey})
+		if err != nil {
+			return exchange{}, fmt.Errorf("protected RO: %w", err)
+		}
+		rs := sim.ROResponse{Status: sim.StatusSuccess, DeviceID: dev.ID(), RIID: ri.ID(), Nonce: n64,
+			ROs: []*decode.Node{ro}, Chain: ri.ChainDER(), OCSP: [][]byte{ocsp}}
+		resp, err := rs.Sign(ri.Key, false)
+		if err != nil {
+			return exchange{}, fmt.Errorf("signing roResponse: %w", err)
+		}
+		return exchange{req: req, resp: resp}, nil
+	}
+	for i := 0; i < variants; i++ {
+		x, err := build(i, false)
+		if err != nil {
+			return nil, err
+		}
+		pl.exchanges = append(pl.exchanges, x)
+		pl.byRequest[string(x.req)] = x.resp
+	}
+	if pl.corrupt, err = build(variants, true); err != nil {
+		return nil, err
+	}
+	pl.byRequest[string(pl.corrupt.req)] = pl.corrupt.resp
+	return pl, nil
+}
+
+// upstream is the in-process RI: it answers each known request with its response.
+type upstream struct {
+	srv *http.Server
+	l   net.Listener
+	URL string
+}
+
+func startUpstream(pl *payload) (*upstream, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "reading the request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, ok := pl.byRequest[string(body)]
+		if !ok {
+			// The proxy must forward the bytes untouched; anything else is an error of the run.
+			http.Error(w, "unknown request body", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", sim.CTROAP)
+		w.Header().Set("Content-Length", fmt.Sprint(len(resp)))
+		_, _ = w.Write(resp)
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return &upstream{srv: srv, l: l, URL: "http://" + l.Addr().String()}, nil
+}
+
+func (u *upstream) Close() { _ = u.srv.Close() }

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// buildProxy compiles cmd/roapproxy of the module that contains the working directory.
+func buildProxy(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the roapproxy module: run from the repository, or pass --bin")
+	}
+	bin := filepath.Join(dir, "roapproxy")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/roapproxy")
+	cmd.Dir = filepath.Dir(gomod)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/roapproxy: %v\n%s", err, b)
+	}
+	return bin, nil
+}
+
+// freeAddr returns a loopback address with a port nobody listens on right now. The port is
+// released before the proxy binds it; on a busy machine another process could take it in
+// between, which then shows as a bind error of the proxy rather than a wrong measurement.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr, nil
+}
+
+// proxyProc is a running roapproxy subprocess with one reverse listener.
+type proxyProc struct {
+	cmd     *exec.Cmd
+	Reverse string // http://ADDR of the reverse listener
+	UI      string // UI URL, "" when off
+	out     *capBuf
+	done    chan struct{}
+	waitErr error
+}
+
+// capBuf keeps the first 64 KiB of the proxy's output for error messages.
+type capBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (c *capBuf) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := 64<<10 - c.b.Len(); room > 0 {
+		if len(p) > room {
+			c.b.Write(p[:room])
+		} else {
+			c.b.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+func (c *capBuf) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b.String()
+}
+
+// proxyConfig says how to start the proxy.
+type proxyConfig struct {
+	Bin      string
+	Upstream string // http://host:port
+	Verify   bool
+	TrustPEM string // file with the trust anchors (Verify only)
+	UI       bool   // listen for the web UI on a loopback port
+	WorkDir  string // --config-dir, so the run never touches the user's folder
+}
+
+func (pc proxyConfig) args(reverse, ui string) []string {
+	a := []string{"run", "--listen", "", "--ui", ui, "--quiet", "--config-dir", pc.WorkDir,
+		"--reverse", reverse + "=" + pc.Upstream}
+	if pc.Verify {
+		a = append(a, "--trust", pc.TrustPEM)
+	} else {
+		a = append(a, "--no-verify")
+	}
+	return a
+}
+
+// startProxy starts the proxy and waits until its reverse listener accepts connections.
+func startProxy(pc proxyConfig) (*proxyProc, error) {
+	reverse, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	ui := ""
+	if pc.UI {
+		if ui, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	p := &proxyProc{out: &capBuf{}, done: make(chan struct{}), Reverse: "http://" + reverse}
+	if ui != "" {
+		p.UI = "http://" + ui + "/"
+	}
+	p.cmd = exec.Command(pc.Bin, pc.args(reverse, ui)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.Env = os.Environ()
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", pc.Bin, err)
+	}
+	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
+	if err := p.waitReady(20*time.Second, reverse, ui); err != nil {
+		p.kill()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *proxyProc) waitReady(timeout time.Duration, addrs ...string) error {
+	deadline := time.Now().Add(timeout)
+	for _, addr := range addrs {
+		if addr == "" {
+			continue
+		}
+		for {
+			select {
+			case <-p.done:
+				return fmt.Errorf("roapproxy exited before listening (%v):\n%s", p.waitErr, p.out.String())
+			default:
+			}
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("roapproxy did not listen on %s within %v:\n%s", addr, timeout, p.out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// Pid is the proxy's process ID.
+func (p *proxyProc) Pid() int { return p.cmd.Process.Pid }
+
+// stop sends SIGTERM and requires a clean exit (status 0) within 15 s.
+func (p *proxyProc) stop() error {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		select {
+		case <-p.done:
+		default:
+			return fmt.Errorf("SIGTERM: %w", err)
+		}
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.kill()
+		return fmt.Errorf("roapproxy did not exit within 15 s of SIGTERM:\n%s", p.out.String())
+	}
+	if p.waitErr != nil {
+		return fmt.Errorf("roapproxy exited with %v after SIGTERM:\n%s", p.waitErr, p.out.String())
+	}
+	return nil
+}
+
+func (p *proxyProc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
