@@ -3,6 +3,7 @@ package decode
 import (
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Canonical returns the Exclusive XML Canonicalization 1.0 (without comments) of the subtree at
@@ -25,7 +26,8 @@ func Canonical(n *Node, skip func(*Node) bool) []byte {
 	if n.End > n.Start {
 		size = n.End - n.Start + 64
 	}
-	c := c14n{out: make([]byte, 0, size), skip: skip}
+	c := c14nPool.Get().(*c14n)
+	c.out, c.skip = make([]byte, 0, size), skip
 	switch n.Kind {
 	case TextNode:
 		c.text(n.Text)
@@ -34,16 +36,37 @@ func Canonical(n *Node, skip func(*Node) bool) []byte {
 	default:
 		// Declarations made on ancestors are in scope for the subtree; exclusive c14n re-declares
 		// on the apex whichever of them it visibly uses.
-		var up []*Node
-		for e := n.Parent; e != nil; e = e.Parent {
-			up = append(up, e)
-		}
-		for i := len(up) - 1; i >= 0; i-- {
-			c.declare(up[i])
-		}
+		c.declareAncestors(n.Parent)
 		c.element(n)
 	}
-	return c.out
+	out := c.out
+	c.release()
+	c14nPool.Put(c)
+	return out
+}
+
+// c14nPool keeps the canonicalizer's stacks between calls; only the output is allocated anew.
+var c14nPool = sync.Pool{New: func() any { return new(c14n) }}
+
+// release forgets everything that points into the tree (so a pooled canonicalizer keeps no
+// message alive) and drops stacks a huge document made large.
+func (c *c14n) release() {
+	clear(c.scope[:cap(c.scope)])
+	clear(c.rendered[:cap(c.rendered)])
+	clear(c.attrs[:cap(c.attrs)])
+	c.out, c.skip = nil, nil
+	c.scope, c.rendered, c.attrs = c.scope[:0], c.rendered[:0], c.attrs[:0]
+	if cap(c.scope) > 1024 || cap(c.rendered) > 1024 || cap(c.attrs) > 1024 {
+		c.scope, c.rendered, c.attrs = nil, nil, nil
+	}
+}
+
+func (c *c14n) declareAncestors(e *Node) {
+	if e == nil {
+		return
+	}
+	c.declareAncestors(e.Parent)
+	c.declare(e)
 }
 
 type nsBinding struct{ prefix, uri string }
