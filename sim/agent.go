@@ -664,6 +664,60 @@ func (a *Agent) leave(ctx context.Context, base, domainID, trig string) error {
 	return nil
 }
 
+// ---- metering ----
+
+// SubmitMetering sends the RI at base a metering report about the ROs installed from it.
+func (a *Agent) SubmitMetering(ctx context.Context, base string) error { return a.meter(ctx, base, "") }
+
+func (a *Agent) meter(ctx context.Context, base, trig string) error {
+	c, err := a.ensure(ctx, base)
+	if err != nil {
+		return err
+	}
+	if len(c.chain) == 0 {
+		return errors.New("sim: no RI certificate to encrypt the metering report to")
+	}
+	var b strings.Builder
+	b.WriteString("<meteringInfo>")
+	a.mu.Lock()
+	for _, id := range sortedKeys(a.ros) {
+		if ro := a.ros[id]; ro.RIID == c.id {
+			fmt.Fprintf(&b, "<use><roID>%s</roID><count>1</count></use>", id)
+		}
+	}
+	a.mu.Unlock()
+	b.WriteString("</meteringInfo>")
+	req := MeteringReportSubmit{TriggerNonce: a.triggerNonce(trig), DeviceID: a.id, RIID: c.id, Nonce: newNonce(),
+		Time: a.requestTime(), Report: []byte(b.String()), RIKey: c.chain[0].PublicKey.(*rsa.PublicKey), Chain: a.chainFor(c)}
+	n, err := req.Build()
+	if err != nil {
+		return err
+	}
+	sent, err := a.sign(n)
+	if err != nil {
+		return err
+	}
+	resp, err := a.roap(ctx, c.base+"/roap", sent)
+	if err != nil {
+		return err
+	}
+	root, err := parseMsg(resp, "meteringReportResponse")
+	if err != nil {
+		return err
+	}
+	if st := status(root); st != StatusSuccess {
+		return &StatusError{"meteringReportResponse", st}
+	}
+	if err := a.checkEcho(root, req.Nonce); err != nil {
+		return fmt.Errorf("sim: meteringReportResponse: %w", err)
+	}
+	if err := a.verifyRI(resp, root, c, c.id, nil, false); err != nil {
+		return fmt.Errorf("sim: meteringReportResponse: %w", err)
+	}
+	a.logf("metering report accepted by %s", c.id)
+	return nil
+}
+
 // ---- tokens ----
 
 // RequestTokens asks the RI at base for tokens (2-pass).
@@ -856,6 +910,8 @@ func (a *Agent) onTrigger(ctx context.Context, root *d.Node) error {
 		return a.join(ctx, base, dom, nonce)
 	case "leaveDomain":
 		return a.leave(ctx, base, dom, nonce)
+	case "meteringReport":
+		return a.meter(ctx, base, nonce)
 	}
 	return fmt.Errorf("sim: trigger type %q not handled", typ)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -426,4 +427,36 @@ func (r *ocspResult) fresh(now time.Time) error {
 		return fmt.Errorf("OCSP response is stale: nextUpdate %s is before %s", TimeString(r.NextUpdate), TimeString(now))
 	}
 	return nil
+}
+
+// aesCBCEncrypt encrypts with AES-128-CBC the way XML Encryption carries it: a random IV, then
+// the ciphertext of the data padded to the block size (the last byte gives the pad length).
+func aesCBCEncrypt(key, plain []byte) ([]byte, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	pad := aes.BlockSize - len(plain)%aes.BlockSize
+	data := append(append([]byte(nil), plain...), bytes.Repeat([]byte{byte(pad)}, pad)...)
+	out := append(randomBytes(aes.BlockSize), make([]byte, len(data))...)
+	cipher.NewCBCEncrypter(block, out[:aes.BlockSize]).CryptBlocks(out[aes.BlockSize:], data)
+	return out, nil
+}
+
+// aesCBCDecrypt reverses aesCBCEncrypt.
+func aesCBCDecrypt(key, data []byte) ([]byte, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) < 2*aes.BlockSize || len(data)%aes.BlockSize != 0 {
+		return nil, fmt.Errorf("AES-CBC data of %d bytes is not an IV plus whole blocks", len(data))
+	}
+	out := make([]byte, len(data)-aes.BlockSize)
+	cipher.NewCBCDecrypter(block, data[:aes.BlockSize]).CryptBlocks(out, data[aes.BlockSize:])
+	pad := int(out[len(out)-1])
+	if pad == 0 || pad > aes.BlockSize {
+		return nil, errors.New("AES-CBC padding is wrong (wrong key?)")
+	}
+	return out[:len(out)-pad], nil
 }

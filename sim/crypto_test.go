@@ -232,3 +232,39 @@ func TestCryptoSignLayout(t *testing.T) {
 		t.Error("a corrupted signature verified")
 	}
 }
+
+// TestCryptoMeteringReport: the RI opens what the device encrypted to it; another key, or a
+// report altered after the MAC, gives the metering statuses of roap-core §4.
+func TestCryptoMeteringReport(t *testing.T) {
+	p := simPeersPKI(t)
+	ri, dev := p.RIs[0], p.Devices[0]
+	n, err := MeteringReportSubmit{DeviceID: dev.ID(), RIID: ri.ID(), Nonce: newNonce(), Time: time.Now(),
+		Report: []byte("<meteringInfo>plays</meteringInfo>"), RIKey: &ri.Key.PublicKey}.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := Sign(n, dev.Key, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := parseMsg(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, st, err := openMeteringReport(root.Child("meteringReport"), ri.Key)
+	if err != nil || string(plain) != "<meteringInfo>plays</meteringInfo>" {
+		t.Fatalf("open: %q %s %v", plain, st, err)
+	}
+	if _, st, _ := openMeteringReport(root.Child("meteringReport"), p.RIs[1].Key); st != "UnableToDecryptMeteringReport" {
+		t.Errorf("another RI's key: status %q", st)
+	}
+	cv := root.Find("meteringReport/encryptedMeteringReport/EncryptedData/CipherData/CipherValue")
+	tampered := bytes.Replace(wire, []byte(cv.TextContent()), []byte(flipB64(cv.TextContent())), 1)
+	troot, err := parseMsg(tampered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, st, _ := openMeteringReport(troot.Child("meteringReport"), ri.Key); st != "UnableToValidateMeteringReportMAC" {
+		t.Errorf("tampered report: status %q", st)
+	}
+}

@@ -110,7 +110,8 @@ func TestIndependentC14N(t *testing.T) {
 	}
 	for _, k := range []string{"deviceHello", "riHello", "registrationRequest", "registrationResponse", "roRequest", "roResponse",
 		"joinDomainRequest", "joinDomainResponse", "leaveDomainRequest", "leaveDomainResponse", "roapTrigger", "tokenRequest",
-		"tokenConsumptionReport", "TokenDeliveryResponse", "rdpProxyLeaveUserDomainRequest", "rdpProxyLeaveUserDomainResponse", "drmTrigger"} {
+		"tokenConsumptionReport", "TokenDeliveryResponse", "rdpProxyLeaveUserDomainRequest", "rdpProxyLeaveUserDomainResponse", "drmTrigger",
+		"meteringReportSubmit", "meteringReportResponse"} {
 		if checked[k] == 0 {
 			t.Errorf("no %s was checked", k)
 		}

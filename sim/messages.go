@@ -856,3 +856,116 @@ func peerKeyID(root *d.Node) string {
 	}
 	return ""
 }
+
+// ---- metering (roap-core §5.11, §5.12; DRM 2.1) ----
+
+// meteringKeyID is the Id of the encKey that carries K_MAC || K_MEK in a metering report.
+const meteringKeyID = "K_MEK_and_K_MAC"
+
+// MeteringReportSubmit is the device's meteringReportSubmit. The report travels encrypted to the
+// RI: K_MAC || K_MEK RSA-KEM-wrapped to the RI key, the report AES-128-CBC under K_MEK, and a
+// MAC with K_MAC over the canonical meteringReport without its mac (roap-core §5.11, §7.8). The
+// plaintext format is not public; the simulation sends a small XML document of its own.
+type MeteringReportSubmit struct {
+	TriggerNonce string
+	DeviceID     string
+	RIID         string
+	Nonce        string
+	Time         time.Time
+	Report       []byte
+	RIKey        *rsa.PublicKey
+	Chain        [][]byte
+}
+
+// Build returns the unsigned tree.
+func (m MeteringReportSubmit) Build() (*d.Node, error) {
+	kmac, kmek := randomBytes(16), randomBytes(16)
+	c, err := KEMEncrypt(nil, m.RIKey, append(append([]byte(nil), kmac...), kmek...))
+	if err != nil {
+		return nil, err
+	}
+	enc, err := aesCBCEncrypt(kmek, m.Report)
+	if err != nil {
+		return nil, err
+	}
+	report := d.El("meteringReport",
+		d.El("encryptedMeteringReport",
+			d.El("xenc:EncryptedData", d.NS("xenc", d.NSXENC), d.A("Type", d.NSXENC+"Content"),
+				d.El("xenc:EncryptionMethod", d.A("Algorithm", d.NSXENC+"aes128-cbc")),
+				d.El("ds:KeyInfo", d.NS("ds", d.NSDS), d.El("ds:RetrievalMethod", d.A("URI", "#"+meteringKeyID))),
+				d.El("xenc:CipherData", d.El("xenc:CipherValue", b64(enc))))),
+		d.El("encKey", d.A("Id", meteringKeyID),
+			d.El("xenc:EncryptionMethod", d.NS("xenc", d.NSXENC), d.A("Algorithm", d.AlgKEM)),
+			d.El("ds:KeyInfo", d.NS("ds", d.NSDS), spkiHashEl(m.RIID)),
+			d.El("xenc:CipherData", d.NS("xenc", d.NSXENC), d.El("xenc:CipherValue", b64(c)))))
+	mac, err := MAC(HMACSHA1, kmac, report.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	macEl := d.El("mac", b64(mac))
+	macEl.Parent = report
+	report.Children = append(report.Children, macEl)
+	return roapRoot("meteringReportSubmit", optAttr("triggerNonce", m.TriggerNonce),
+		Identifier("deviceID", m.DeviceID), Identifier("riID", m.RIID), d.El("nonce", m.Nonce),
+		d.El("time", TimeString(m.Time)), report, ChainEl("certificateChain", m.Chain)), nil
+}
+
+// MeteringReportResponse is the RI's answer to a meteringReportSubmit.
+type MeteringReportResponse struct {
+	Status          string
+	DeviceID        string
+	RIID            string
+	Nonce           string
+	Chain           [][]byte
+	OCSP            [][]byte
+	PostResponseURL string
+}
+
+// Sign serializes and signs the response (failures are unsigned and empty).
+func (m MeteringReportResponse) Sign(key *rsa.PrivateKey, corrupt bool) ([]byte, error) {
+	if m.Status != StatusSuccess {
+		return failure("meteringReportResponse", m.Status), nil
+	}
+	var pr *d.Node
+	if m.PostResponseURL != "" {
+		// The type name of this extension is not public; Symbian only looks for prURL.
+		pr = Extension("PostResponseURL", d.El("prURL", m.PostResponseURL))
+	}
+	n := roapRoot("meteringReportResponse", d.A("status", m.Status), Identifier("deviceID", m.DeviceID),
+		Identifier("riID", m.RIID), d.El("nonce", m.Nonce), ChainEl("certificateChain", m.Chain), ocspEls(m.OCSP),
+		extensionsEl(pr))
+	return Sign(n, key, corrupt)
+}
+
+// openMeteringReport checks and decrypts the meteringReport of a received submit with the RI's
+// private key. It returns the metering status to answer with when it fails.
+func openMeteringReport(report *d.Node, key *rsa.PrivateKey) ([]byte, string, error) {
+	if report == nil {
+		return nil, "MalformedMeteringReport", errors.New("no meteringReport")
+	}
+	c, err := d.DecodeBase64(textAt(report, "encKey/CipherData/CipherValue"))
+	if err != nil {
+		return nil, "MalformedMeteringReport", err
+	}
+	keys, err := KEMDecrypt(key, c)
+	if err != nil || len(keys) != 32 {
+		return nil, "UnableToDecryptMeteringReport", fmt.Errorf("cannot unwrap K_MAC||K_MEK: %v", err)
+	}
+	mac, err := d.DecodeBase64(textAt(report, "mac"))
+	if err != nil {
+		return nil, "MalformedMeteringReport", err
+	}
+	covered := d.Canonical(report, func(n *d.Node) bool { return n.Parent == report && n.Local == "mac" })
+	if err := CheckMAC(HMACSHA1, keys[:16], covered, mac); err != nil {
+		return nil, "UnableToValidateMeteringReportMAC", err
+	}
+	enc, err := d.DecodeBase64(textAt(report, "encryptedMeteringReport/EncryptedData/CipherData/CipherValue"))
+	if err != nil {
+		return nil, "MalformedMeteringReport", err
+	}
+	plain, err := aesCBCDecrypt(keys[16:], enc)
+	if err != nil {
+		return nil, "UnableToDecryptMeteringReport", err
+	}
+	return plain, "", nil
+}

@@ -76,6 +76,7 @@ var answers = map[string]string{
 	"tokenRequest":                   "TokenDeliveryResponse",
 	"tokenConsumptionReport":         "TokenDeliveryResponse",
 	"rdpProxyLeaveUserDomainRequest": "rdpProxyLeaveUserDomainResponse",
+	"meteringReportSubmit":           "meteringReportResponse",
 	"drmTrigger":                     "",
 }
 
@@ -173,7 +174,7 @@ func TestSimScenariosEndToEnd(t *testing.T) {
 	for _, k := range []string{"deviceHello", "riHello", "registrationRequest", "registrationResponse", "roRequest",
 		"roResponse", "joinDomainRequest", "joinDomainResponse", "leaveDomainRequest", "leaveDomainResponse",
 		"tokenRequest", "tokenConsumptionReport", "TokenDeliveryResponse", "rdpProxyLeaveUserDomainRequest",
-		"rdpProxyLeaveUserDomainResponse", "drmTrigger"} {
+		"rdpProxyLeaveUserDomainResponse", "drmTrigger", "meteringReportSubmit", "meteringReportResponse"} {
 		if seen[k] == 0 {
 			t.Errorf("no %s was exchanged", k)
 		}

@@ -108,6 +108,7 @@ type RI struct {
 	deaURL     string
 	ocspURL    string
 	staleURL   string
+	metering   map[string][]string // deviceID → decrypted metering reports
 }
 
 type regSession struct {
@@ -171,6 +172,7 @@ func NewRI(cfg RIConfig) (*RI, error) {
 		members: map[string]map[string]bool{}, push: map[string][]pushItem{}, leaveQueue: map[string]bool{},
 		ceks: map[string][]byte{}, tdids: map[string]*tokenDelivery{}, terms: map[string]TokenTerms{},
 		ocspCache: map[string]ocspCacheEntry{}, ocspURL: cfg.OCSPURL, staleURL: cfg.StaleOCSPURL,
+		metering: map[string][]string{},
 	}
 	if cfg.DEA != nil {
 		r.deaURL = cfg.DEA.URL
@@ -293,6 +295,9 @@ func (r *RI) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		case "/rdp":
 			r.serveRDP(w, body)
 		}
+	case "/metered":
+		// The post-response URL of metering: nothing to show, the visit is the point.
+		w.WriteHeader(http.StatusNoContent)
 	case "/push":
 		if req.Method != http.MethodGet {
 			w.Header().Set("Allow", "GET")
@@ -324,6 +329,8 @@ func (r *RI) serveROAP(w http.ResponseWriter, ctx context.Context, body []byte) 
 		out, err = r.joinDomainRequest(ctx, body, root)
 	case "leaveDomainRequest":
 		out = r.leaveDomainRequest(ctx, body, root)
+	case "meteringReportSubmit":
+		out, err = r.meteringReportSubmit(ctx, body, root)
 	default:
 		r.logf("POST /roap: unsupported request <%s>", root.QName())
 		out = failure(strings.Replace(root.Local, "Request", "Response", 1), StatusUnknownRequest)
@@ -711,6 +718,40 @@ func (r *RI) PushRO(ctx context.Context, deviceID string, roIDs []string) error 
 	}
 	r.enqueue(deviceID, pushItem{ct: CTROAP, body: out})
 	return nil
+}
+
+// ---- metering ----
+
+func (r *RI) meteringReportSubmit(ctx context.Context, body []byte, root *d.Node) ([]byte, error) {
+	devID, dev, _, st, err := r.deviceCheck(body, root, true)
+	if err != nil {
+		r.logf("meteringReportSubmit from %s: %s: %v", devID, st, err)
+		return MeteringReportResponse{Status: st}.Sign(nil, false)
+	}
+	plain, st, err := openMeteringReport(root.Child("meteringReport"), r.cfg.Identity.Key)
+	if err != nil {
+		r.logf("meteringReportSubmit from %s: %s: %v", devID, st, err)
+		return MeteringReportResponse{Status: st}.Sign(nil, false)
+	}
+	ocsp, err := r.ocspUnlessDeclined(ctx, dev, root)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.metering[devID] = append(r.metering[devID], string(plain))
+	r.mu.Unlock()
+	faults, public := r.state()
+	echoDev, nonce := r.echo(devID, textAt(root, "nonce"))
+	r.logf("metering report from %s: %s", devID, plain)
+	return MeteringReportResponse{Status: StatusSuccess, DeviceID: echoDev, RIID: r.id, Nonce: nonce,
+		Chain: r.riChainFor(root), OCSP: ocsp, PostResponseURL: public + "/metered"}.Sign(r.cfg.Identity.Key, faults.BadSignature)
+}
+
+// MeteringReports returns the decrypted metering reports a device sent.
+func (r *RI) MeteringReports(deviceID string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.metering[deviceID]...)
 }
 
 // ---- domains ----

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,7 @@ const (
 	ScTokenReportAck    = "token-report-ack"
 	ScTokenReportError  = "token-report-error"
 	ScTokenNoReport     = "token-no-report"
+	ScMetering          = "metering"
 )
 
 // Scenarios lists the runs in the order RunOnce performs them. Each one sets up what it needs
@@ -71,6 +73,21 @@ func (s *Sim) Scenarios() []Scenario {
 				return err
 			}
 			return checkCEKs(a, ri1, "RO-push-1")
+		}},
+		{ScMetering, "extended meteringReport trigger, then meteringReportSubmit (encrypted to the RI) and meteringReportResponse", func(ctx context.Context) error {
+			if _, err := a.ensure(ctx, ri1.PublicURL()); err != nil {
+				return err
+			}
+			before := len(ri1.MeteringReports(a.ID()))
+			ri1.Trigger(a.ID(), "meteringReport", "", nil, true)
+			if err := pollExpect(ctx, a, ri1, 1); err != nil {
+				return err
+			}
+			reps := ri1.MeteringReports(a.ID())
+			if len(reps) != before+1 || !strings.HasPrefix(reps[len(reps)-1], "<meteringInfo>") {
+				return fmt.Errorf("the RI holds %d reports (had %d)", len(reps), before)
+			}
+			return nil
 		}},
 		{ScJoinDomain, "joinDomain trigger, then joinDomainRequest/Response for the RI's own domain", func(ctx context.Context) error {
 			if _, err := a.ensure(ctx, ri1.PublicURL()); err != nil {
