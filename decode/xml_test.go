@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -427,5 +428,45 @@ func TestNodeHelpers(t *testing.T) {
 	}
 	if _, ok := nilNode.Attr("a"); ok {
 		t.Error("Attr on nil")
+	}
+}
+
+// TestScannerConcurrent parses and canonicalizes different documents from many goroutines: the
+// pooled scratch memory of the scanner and the canonicalizer must never leak between calls.
+// Run with -race.
+func TestScannerConcurrent(t *testing.T) {
+	docs := []string{
+		fxC14NCases[0].doc, fxC14NCases[5].doc, fxC14NCases[9].doc, fxC14NCases[13].doc,
+		string(fxRORequest(t)), string(fxTokenDeliveryResponse(t)),
+	}
+	want := make([][]byte, len(docs))
+	for i, d := range docs {
+		want[i] = Canonical(fxMustParse(t, d).Root, nil)
+	}
+	errs := make(chan string, 64)
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for k := range 200 {
+				i := (g + k) % len(docs)
+				doc, err := ParseXML([]byte(docs[i]), DefaultLimits)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				if got := Canonical(doc.Root, nil); !bytes.Equal(got, want[i]) {
+					errs <- fmt.Sprintf("document %d canonicalized differently under concurrency:\n%s", i, got)
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
