@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/x509"
 	"encoding/hex"
@@ -76,7 +75,9 @@ type TokenDelivery struct {
 }
 
 // Agent is a simulated DRM Agent (device). It verifies everything it receives: signatures,
-// chains, OCSP, nonce, deviceID and riID echoes, RO and domain key MACs, token replays.
+// chains, OCSP, nonce, deviceID and riID echoes, RO and domain key MACs, token replays. Like a
+// device, it runs one protocol at a time: drive it from one goroutine (the getters, SetFaults
+// and SetClock may be called from anywhere).
 type Agent struct {
 	cfg    AgentConfig
 	id     string
@@ -384,7 +385,11 @@ func (a *Agent) verifyRI(raw []byte, root *d.Node, c *agentRI, riID string, nonc
 		return err
 	}
 	parts := append(append([][]byte(nil), prefix...), signed)
-	if err := VerifyPSS(chain[0].PublicKey.(*rsa.PublicKey), sig, parts...); err != nil {
+	pub, err := rsaKey(chain[0])
+	if err != nil {
+		return err
+	}
+	if err := VerifyPSS(pub, sig, parts...); err != nil {
 		return err
 	}
 	var ocsp [][]byte
@@ -687,8 +692,12 @@ func (a *Agent) meter(ctx context.Context, base, trig string) error {
 	}
 	a.mu.Unlock()
 	b.WriteString("</meteringInfo>")
+	riKey, err := rsaKey(c.chain[0])
+	if err != nil {
+		return err
+	}
 	req := MeteringReportSubmit{TriggerNonce: a.triggerNonce(trig), DeviceID: a.id, RIID: c.id, Nonce: newNonce(),
-		Time: a.requestTime(), Report: []byte(b.String()), RIKey: c.chain[0].PublicKey.(*rsa.PublicKey), Chain: a.chainFor(c)}
+		Time: a.requestTime(), Report: []byte(b.String()), RIKey: riKey, Chain: a.chainFor(c)}
 	n, err := req.Build()
 	if err != nil {
 		return err

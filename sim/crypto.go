@@ -307,6 +307,15 @@ func hasKeyPurpose(c *x509.Certificate, oid asn1.ObjectIdentifier) bool {
 	return false
 }
 
+// rsaKey returns the RSA public key of c: ROAP signs and transports keys with RSA only.
+func rsaKey(c *x509.Certificate) (*rsa.PublicKey, error) {
+	k, ok := c.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("certificate %q does not hold an RSA key", c.Subject.CommonName)
+	}
+	return k, nil
+}
+
 // parseChainDER parses base64-decoded certificates.
 func parseChainDER(ders [][]byte) ([]*x509.Certificate, error) {
 	out := make([]*x509.Certificate, 0, len(ders))

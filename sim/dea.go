@@ -327,7 +327,11 @@ func (a *DEA) leave(ctx context.Context, root *d.Node, riID string) (st, dom, de
 		a.logf("leave of %s: SignatureError: the chain belongs to another key", dev)
 		return StatusSignatureError, dom, dev
 	}
-	if err := verifyEmbedded(raw, ldr, chain[0].PublicKey.(*rsa.PublicKey)); err != nil {
+	pub, err := rsaKey(chain[0])
+	if err == nil {
+		err = verifyEmbedded(raw, ldr, pub)
+	}
+	if err != nil {
 		a.logf("leave of %s: SignatureError: %v", dev, err)
 		return StatusSignatureError, dom, dev
 	}

@@ -703,3 +703,58 @@ func (fp *forwardProxy) hosts() map[string]int {
 	}
 	return out
 }
+
+// TestPeerHostileInput posts malformed and half-formed bodies to every endpoint: each must be
+// answered (no handler panic, which net/http would turn into a dropped connection), and never
+// with a server error.
+func TestPeerHostileInput(t *testing.T) {
+	s := startSim(t, Options{})
+	ri := s.RIs[0]
+	ctx := context.Background()
+	if _, err := s.Agents[0].Register(ctx, ri.PublicURL()); err != nil {
+		t.Fatal(err)
+	}
+	id := Identifier("reqID", ri.ID())
+	bodies := [][]byte{nil, []byte("junk"), []byte("<a>"), []byte(`<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>`)}
+	for _, k := range []string{"deviceHello", "registrationRequest", "roRequest", "joinDomainRequest", "leaveDomainRequest",
+		"meteringReportSubmit", "tokenRequest", "tokenConsumptionReport", "roapTrigger", "nonsense"} {
+		bodies = append(bodies, roapRoot(k).Bytes(),
+			roapRoot(k, decode.A("sessionId", "x"), Identifier("deviceID", s.Agents[0].ID()), Identifier("riID", ri.ID()),
+				decode.El("domainID", UserDomain), decode.El("certificateChain", decode.El("certificate", "AAAA")), decode.El("signature", "!!")).Bytes())
+	}
+	// RDP bodies with a valid MAC but nothing sensible inside.
+	for _, inner := range [][]*decode.Node{nil, {decode.El("reqInfo")}, {decode.El("reqInfo", decode.El("dom:rdpProxyLeaveUserDomainRequestInformation",
+		decode.El("leaveDomainRequest", b64([]byte("<roap:leaveDomainRequest/>")))))}} {
+		n := decode.El("dom:rdpProxyLeaveUserDomainRequest", rdpRootDecls, id.Clone(), Identifier("resID", s.DEA.ID()), inner)
+		msg, err := rdpWire(n, ri.cfg.DEA.Alg, ri.cfg.DEA.MK, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, msg)
+		tr := decode.El("gen:drmTrigger", rdpRootDecls, decode.A("type", rdpLeaveTriggerType), Identifier("resID", s.DEA.ID()), inner)
+		if msg, err = rdpWire(tr, ri.cfg.DEA.Alg, ri.cfg.DEA.MK, false); err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, msg)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	targets := []string{ri.PublicURL() + "/roap", ri.PublicURL() + "/token", ri.PublicURL() + "/token-report",
+		ri.PublicURL() + "/rdp", s.URL(PeerDEA) + "/rdp"}
+	for _, u := range targets {
+		for _, b := range bodies {
+			resp, err := client.Post(u, CTROAP, bytes.NewReader(b))
+			if err != nil {
+				t.Fatalf("POST %s %.60q: %v", u, b, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode >= 500 {
+				t.Errorf("POST %s %.80q: HTTP %d", u, b, resp.StatusCode)
+			}
+		}
+	}
+	// The peers still work afterwards.
+	if _, err := s.Agents[0].AcquireRO(ctx, ri.PublicURL(), []string{"RO-after"}); err != nil {
+		t.Error(err)
+	}
+}

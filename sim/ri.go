@@ -456,7 +456,11 @@ func (r *RI) registrationRequest(ctx context.Context, body []byte, root *d.Node)
 	if err != nil {
 		return fail(StatusSignatureError, "%v", err)
 	}
-	if err := VerifyPSS(chain[0].PublicKey.(*rsa.PublicKey), sig, sess.hello, sess.riHello, signed); err != nil {
+	pub, err := rsaKey(chain[0])
+	if err == nil {
+		err = VerifyPSS(pub, sig, sess.hello, sess.riHello, signed)
+	}
+	if err != nil {
 		return fail(StatusSignatureError, "%v", err)
 	}
 	noOCSP := d.HasExtension(root, "NoOCSPResponse")
@@ -551,11 +555,14 @@ func (r *RI) deviceCheck(body []byte, root *d.Node, checkTime bool) (string, *ri
 	}
 	r.mu.Lock()
 	dev := r.devices[devID]
+	var chain []*x509.Certificate
+	if dev != nil {
+		chain = dev.chain
+	}
 	r.mu.Unlock()
 	if dev == nil {
 		return devID, nil, nil, StatusNotRegistered, fmt.Errorf("device %s is not registered", devID)
 	}
-	chain := dev.chain
 	if der, err := chainAt(root, "certificateChain"); err != nil {
 		return devID, nil, nil, StatusInvalidChain, err
 	} else if der != nil {
@@ -576,7 +583,10 @@ func (r *RI) deviceCheck(body []byte, root *d.Node, checkTime bool) (string, *ri
 	if err != nil {
 		return devID, nil, nil, StatusSignatureError, err
 	}
-	pub := chain[0].PublicKey.(*rsa.PublicKey)
+	pub, err := rsaKey(chain[0])
+	if err != nil {
+		return devID, nil, nil, StatusInvalidChain, err
+	}
 	if err := VerifyPSS(pub, sig, signed); err != nil {
 		return devID, nil, nil, StatusSignatureError, err
 	}
@@ -615,7 +625,10 @@ func (r *RI) riChainFor(root *d.Node) [][]byte {
 // ocspUnlessDeclined returns nonce-less OCSP responses unless the device declined them at
 // registration (NoOCSPResponse) or in this request.
 func (r *RI) ocspUnlessDeclined(ctx context.Context, dev *riDevice, root *d.Node) ([][]byte, error) {
-	if (dev != nil && dev.noOCSP) || (root != nil && d.HasExtension(root, "NoOCSPResponse")) {
+	r.mu.Lock()
+	declined := dev != nil && dev.noOCSP
+	r.mu.Unlock()
+	if declined || (root != nil && d.HasExtension(root, "NoOCSPResponse")) {
 		return nil, nil
 	}
 	return r.ocspFor(ctx, nil)
@@ -696,12 +709,15 @@ func (r *RI) roRequest(ctx context.Context, body []byte, root *d.Node) ([]byte, 
 // PushRO queues a 1-pass roResponse for the device (delivered through GET /push).
 func (r *RI) PushRO(ctx context.Context, deviceID string, roIDs []string) error {
 	r.mu.Lock()
-	dev := r.devices[deviceID]
+	var pub *rsa.PublicKey
+	if dev := r.devices[deviceID]; dev != nil && len(dev.chain) > 0 {
+		pub, _ = dev.chain[0].PublicKey.(*rsa.PublicKey)
+	}
 	r.mu.Unlock()
-	if dev == nil {
+	if pub == nil {
 		return fmt.Errorf("sim: device %s is not registered at %s", deviceID, r.Name())
 	}
-	ros, err := r.protectedROs(deviceID, dev.chain[0].PublicKey.(*rsa.PublicKey), roIDs)
+	ros, err := r.protectedROs(deviceID, pub, roIDs)
 	if err != nil {
 		return err
 	}
