@@ -429,6 +429,47 @@ func TestPeerDEAChecks(t *testing.T) {
 	ctx := context.Background()
 	p := s.PKI
 	ri1, ri2 := s.RIs[0], s.RIs[1]
+	// Failure answers are messages too: every one exchanged here must decode cleanly.
+	var log exchangeLog
+	s.Observe(log.add)
+	// The two requests this test breaks on purpose (an SCE device's chain; no chain at all).
+	expected := map[string]bool{"DOM-7.5.2-DEVCHAIN-KP": true, "DOM-7.5.2-DEVCHAIN-COND": true}
+	seenRules := map[string]bool{}
+	defer func() {
+		s.Observe(nil)
+		statuses := map[string]bool{}
+		for _, ex := range log.list() {
+			if ex.Leg == LegRIOCSP || ex.Leg == LegDEAOCSP {
+				continue
+			}
+			de := decodeExchange(ex)
+			for _, m := range []*decode.Message{de.req, de.resp} {
+				if m == nil {
+					continue
+				}
+				if m.Status != "" {
+					statuses[m.Kind+":"+m.Status] = true
+				}
+				for _, f := range errorFindings(m) {
+					if !expected[f.Rule] {
+						t.Errorf("%s: error finding %s at %s: %s", m.Kind, f.Rule, f.Path, f.Message)
+					}
+					seenRules[f.Rule] = true
+				}
+			}
+		}
+		for r := range expected {
+			if !seenRules[r] {
+				t.Errorf("the deliberately broken request should have raised %s", r)
+			}
+		}
+		for _, want := range []string{"rdpProxyLeaveUserDomainResponse:InvalidCertificateChain", "leaveDomainResponse:SignatureError",
+			"rdpProxyLeaveUserDomainResponse:SignatureError", "joinDomainResponse:DomainAccessDenied"} {
+			if !statuses[want] {
+				t.Errorf("no %s was exchanged (saw %v)", want, statuses)
+			}
+		}
+	}()
 
 	// An SCE DRM Agent's certificate (drmAgent AND sceDrmAgent) may not use the proxied leave.
 	sce, err := NewAgent(AgentConfig{Identity: p.SCEDevice, Roots: p.Roots()})
