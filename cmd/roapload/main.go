@@ -144,11 +144,7 @@ func renderMarkdown(r *Report, args []string) string {
 	fmt.Fprintf(&b, "| path | conc. | requests | req/s | p50 | p99 | proxy CPU/req | proxy RSS | errors |\n")
 	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	row := func(c Cell) {
-		load := strconv.Itoa(c.Concurrency)
-		if c.TargetRate > 0 {
-			load = fmt.Sprintf("%.0f/s", c.TargetRate)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %d |\n", c.Path, load, c.Requests, c.RPS,
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %d |\n", c.Path, loadLabel(c), c.Requests, c.RPS,
 			fmtUs(c.P50us), fmtUs(c.P99us), cpuStr(c), rssStr(c), c.Errors)
 	}
 	for _, c := range r.Cells {
@@ -172,8 +168,9 @@ func renderMarkdown(r *Report, args []string) string {
 		} else {
 			fmt.Fprintf(&b, "UI tab (with ÷ without): rate %.2f×, p50 %.2f×, p99 %.2f×, proxy CPU/req %.2f×; the proxy wrote %+.0f B per flow more with the tab open than without (its websocket stream to the tab)",
 				u.RateRatio, u.P50Ratio, u.P99Ratio, u.CPURatio, u.UIBytesPerEvent)
+			fmt.Fprintf(&b, "; Chromium used %.2f cores meanwhile", u.BrowserCores)
 			if u.WithTab.Shed > 0 || u.WithoutTab.Shed > 0 {
-				fmt.Fprintf(&b, "; shed %d / %d requests", u.WithoutTab.Shed, u.WithTab.Shed)
+				fmt.Fprintf(&b, "; requests shed (no worker free within 1 s of their slot) without / with tab: %d / %d", u.WithoutTab.Shed, u.WithTab.Shed)
 			}
 			b.WriteString(".\n")
 		}
@@ -193,6 +190,14 @@ func renderMarkdown(r *Report, args []string) string {
 		b.WriteString("\n**Verification was not active in `roapproxy run` during this run: the \"verifying\" rows measure decoding only.**\n")
 	}
 	return b.String()
+}
+
+// loadLabel is the concurrency of a closed-loop cell or the rate of a fixed-rate one.
+func loadLabel(c Cell) string {
+	if c.TargetRate > 0 {
+		return fmt.Sprintf("%.0f/s", c.TargetRate)
+	}
+	return strconv.Itoa(c.Concurrency)
 }
 
 func listOrNone(s []string) string {

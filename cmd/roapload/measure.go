@@ -84,6 +84,8 @@ type UIResult struct {
 	P99Ratio        float64 `json:"p99Ratio,omitempty"`
 	CPURatio        float64 `json:"cpuRatio,omitempty"`
 	UIBytesPerEvent float64 `json:"uiBytesPerEvent,omitempty"`
+	// BrowserCores is the CPU the Chromium process group used during the tab run, in cores.
+	BrowserCores float64 `json:"browserCores,omitempty"`
 }
 
 // Target is one goal checked against what was measured.
@@ -317,8 +319,8 @@ func (m cellMeasurer) sampled(ctx context.Context, path string, proc *proxyProc,
 		cell.RSSMB = float64(after.RSSKB) * 1024 / 1e6
 		cell.PeakRSSMB = float64(after.HWMKB) * 1024 / 1e6
 	}
-	m.cfg.logf("  %-28s c=%-3d %7d req  %8.0f req/s  p50 %s  p99 %s  cpu/req %s  rss %s  errors %d",
-		path, cell.Concurrency, cell.Requests, cell.RPS, fmtUs(cell.P50us), fmtUs(cell.P99us), cpuStr(cell), rssStr(cell), cell.Errors)
+	m.cfg.logf("  %-28s %-7s %7d req  %8.0f req/s  p50 %s  p99 %s  cpu/req %s  rss %s  errors %d",
+		path, loadLabel(cell), cell.Requests, cell.RPS, fmtUs(cell.P50us), fmtUs(cell.P99us), cpuStr(cell), rssStr(cell), cell.Errors)
 	return cell, nil
 }
 

@@ -96,6 +96,39 @@ func sampleProc(pid int) (procSample, error) {
 	return s, nil
 }
 
+// parseStatGroup returns the process group (field 5) and utime + stime of a /proc/<pid>/stat text.
+func parseStatGroup(stat string) (pgrp int, ticks uint64, err error) {
+	if ticks, err = parseStatCPU(stat); err != nil {
+		return 0, 0, err
+	}
+	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+	pgrp, err = strconv.Atoi(f[2]) // f[0] is field 3; the group is field 5
+	return pgrp, ticks, err
+}
+
+// groupCPU sums utime + stime over the live processes of process group pgrp. Processes that
+// ended are missing from the sum, so it is a lower bound.
+func groupCPU(pgrp int) uint64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var sum uint64
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if g, t, err := parseStatGroup(string(b)); err == nil && g == pgrp {
+			sum += t
+		}
+	}
+	return sum
+}
+
 // clockTicks returns the kernel's USER_HZ as getconf reports it, or 100 (the value on every
 // common Linux architecture) when getconf is unavailable.
 func clockTicks() (int, bool) {

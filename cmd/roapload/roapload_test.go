@@ -61,6 +61,9 @@ func TestParseStatCPU(t *testing.T) {
 	if err != nil || got != 325 {
 		t.Fatalf("parseStatCPU = %d, %v; want 325", got, err)
 	}
+	if g, ticks, err := parseStatGroup(stat); err != nil || g != 4242 || ticks != 325 {
+		t.Errorf("parseStatGroup = %d, %d, %v; want 4242, 325", g, ticks, err)
+	}
 	for _, bad := range []string{"", "4242 roapproxy S 1 2", "4242 (x) S 1 2 3", "4242 (x) S 1 4242 4242 0 -1 4194560 900 0 0 0 2x5 75 3"} {
 		if _, err := parseStatCPU(bad); err == nil {
 			t.Errorf("parseStatCPU(%q): no error", bad)
@@ -131,6 +134,18 @@ func TestParseStatusAndIO(t *testing.T) {
 	}
 	if v, err := parseIOField("rchar: 10\nwchar: 4096\nsyscr: 3\n", "wchar"); err != nil || v != 4096 {
 		t.Errorf("wchar = %d, %v", v, err)
+	}
+	// The test binary's own group holds at least the test binary.
+	own, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	_, mine, _ := parseStatGroup(string(own))
+	if g := groupCPU(syscall.Getpgrp()); g < mine {
+		t.Errorf("groupCPU of own group %d < own %d", g, mine)
+	}
+	if g := groupCPU(-7); g != 0 {
+		t.Errorf("groupCPU of no group = %d", g)
 	}
 	s, err := sampleProc(os.Getpid())
 	if err != nil {
