@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -100,6 +101,7 @@ type Target struct {
 // Report is the result of a run.
 type Report struct {
 	Started       time.Time `json:"started"`
+	Commit        string    `json:"commit,omitempty"` // of the measured tree; "+dirty" when it had local changes
 	CPUs          int       `json:"cpus"`
 	CPUModel      string    `json:"cpuModel"`
 	GoVersion     string    `json:"goVersion"`
@@ -150,6 +152,9 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		Variants: cfg.Variants, Bits: cfg.Bits}
 	if rep.Bits == 0 {
 		rep.Bits = 2048
+	}
+	if cfg.Bin == "" {
+		rep.Commit = treeCommit(ctx)
 	}
 	ticks, ok := clockTicks()
 	rep.ClockTicks, rep.ClockGuessed = ticks, !ok
@@ -405,6 +410,20 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// treeCommit names the commit the measured roapproxy is built from, with "+dirty" when the
+// working tree differs from it (results of a dirty tree are not reproducible from the hash).
+func treeCommit(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=normal").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		c += "+dirty"
+	}
+	return c
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.
