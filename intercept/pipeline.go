@@ -226,6 +226,7 @@ func (p *Pipeline) RoundTrip(req *http.Request, mode string) *http.Response {
 	}
 	finish := func() { p.finish(f); release() }
 
+	f.Leg = Classify(f) // provisional, from the request alone; the response may refine it
 	if m := f.Request.Message; m != nil && p.cfg.Judge != nil {
 		// Findings go on the message they judge so the UI can point at its field.
 		fs, corr := p.cfg.Judge.Judge(f, decode.DirRequest)

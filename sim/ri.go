@@ -182,6 +182,17 @@ func NewRI(cfg RIConfig) (*RI, error) {
 }
 
 // ID returns the RI ID (SHA-1 of its SPKI, base64).
+// DEALink returns the RI's context with its DEA, MAC key included: the demo hands the key to the
+// verifier so the RDP MACs on the RI↔DEA leg can be checked (zero when the RI has no DEA).
+func (r *RI) DEALink() DEALink {
+	if r.cfg.DEA == nil {
+		return DEALink{}
+	}
+	l := *r.cfg.DEA
+	l.MK = append([]byte(nil), l.MK...)
+	return l
+}
+
 func (r *RI) ID() string { return r.id }
 
 // Name returns the identity name.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -100,7 +101,35 @@ func inspectMain(ctx context.Context, args []string, stdin io.Reader, stdout, st
 			return 2
 		}
 	}
-	return in.run(ctx, fs.Args())
+	files, err := expandArgs(fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "roapproxy inspect: %s\n", sanitize(err.Error()))
+		return 2
+	}
+	return in.run(ctx, files)
+}
+
+// expandArgs replaces each folder argument by the regular files in it, in name order (a capture
+// written by `roapproxy sim --once --out DIR` is numbered, so name order is wire order).
+func expandArgs(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if a == "-" || err != nil || !st.IsDir() {
+			out = append(out, a) // run reports unreadable files itself
+			continue
+		}
+		entries, err := os.ReadDir(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries { // ReadDir sorts by name
+			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && !strings.HasSuffix(e.Name(), ".tsv") {
+				out = append(out, filepath.Join(a, e.Name()))
+			}
+		}
+	}
+	return out, nil
 }
 
 // run decodes and reports every file. Unreadable files are reported on stderr and skipped, so
