@@ -123,10 +123,14 @@ func expandArgs(args []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		n := len(out)
 		for _, e := range entries { // ReadDir sorts by name
 			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && !strings.HasSuffix(e.Name(), ".tsv") {
 				out = append(out, filepath.Join(a, e.Name()))
 			}
+		}
+		if len(out) == n {
+			return nil, fmt.Errorf("%s: directory holds no message files", a)
 		}
 	}
 	return out, nil

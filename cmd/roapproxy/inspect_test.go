@@ -157,8 +157,8 @@ func TestInspectUsageAndIOErrors(t *testing.T) {
 	}
 
 	r = inspectT(t, "", t.TempDir())
-	if r.code != 2 || !strings.Contains(r.stderr, "directory") {
-		t.Errorf("directory: exit %d, stderr %q", r.code, r.stderr)
+	if r.code != 2 || !strings.Contains(r.stderr, "directory holds no message files") {
+		t.Errorf("empty directory: exit %d, stderr %q", r.code, r.stderr)
 	}
 
 	r = inspectT(t, "", "--no-such-flag", good)
@@ -532,5 +532,28 @@ func TestInspectBinaryOnVectors(t *testing.T) {
 		if !bytes.Contains(text, []byte(f)) {
 			t.Errorf("text output does not mention %s", f)
 		}
+	}
+}
+
+func TestInspectFolderIsOneConversationInNameOrder(t *testing.T) {
+	dir := t.TempDir()
+	// Written out of order on purpose: the response first by creation, second by name.
+	os.WriteFile(filepath.Join(dir, "0002-leaveDomainResponse.xml"), []byte(`<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="Success"><nonce>AAAAAAAAAAAAAAAAAAAAAA==</nonce><domainID>ACMEUSERDOM42001</domainID></roap:leaveDomainResponse>`), 0o644)
+	os.WriteFile(filepath.Join(dir, "0001-leaveDomainRequest.xml"), []byte(leaveDomainRequest("ACMEUSERDOM42001")), 0o644)
+	os.WriteFile(filepath.Join(dir, "index.tsv"), []byte("not a message"), 0o644)
+	r := inspectT(t, "", "--json", dir)
+	var out []struct {
+		File string `json:"file"`
+		Kind string `json:"kind"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	if len(out) != 2 || out[0].Kind != "leaveDomainRequest" || out[1].Kind != "leaveDomainResponse" {
+		t.Fatalf("folder not expanded in name order (index.tsv skipped): %+v", out)
+	}
+	// The two files are one conversation: the response's nonce is judged against the request's.
+	if !strings.Contains(r.stdout, "NONCE-ECHO") {
+		t.Fatalf("cross-message rule did not apply across the folder's files:\n%s", r.stdout)
 	}
 }

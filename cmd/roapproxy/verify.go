@@ -4,7 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/roapproxy/roapproxy/decode"
 
 	"github.com/roapproxy/roapproxy/intercept"
 	"github.com/roapproxy/roapproxy/verify"
@@ -65,10 +69,73 @@ func inspectVerifyOption(fs *flag.FlagSet) func(*inspector) error {
 		// One verifier for the whole run: the files are one conversation, in the order given, so
 		// the cross-message rules see each message after the ones before it.
 		v := verify.New(trust, opts)
+		var conv conversation
 		in.stages = append(in.stages, func(_ context.Context, r *inspected) {
-			res := v.Track(verify.Observation{Message: r.Msg, Time: when})
+			dir, exchange := conv.place(r.Msg.Kind)
+			res := v.Track(verify.Observation{Message: r.Msg, Time: when, Direction: dir, Exchange: exchange})
 			r.Msg.Add(res.Findings...)
 		})
 		return nil
 	}
+}
+
+// answers maps each response kind to the request kinds it answers.
+var answers = map[string][]string{
+	"riHello": {"deviceHello"}, "registrationResponse": {"registrationRequest"}, "roResponse": {"roRequest"},
+	"joinDomainResponse": {"joinDomainRequest"}, "leaveDomainResponse": {"leaveDomainRequest"},
+	"meteringReportResponse": {"meteringReportSubmit"}, "roUploadResponse": {"roUploadRequest"},
+	"TokenDeliveryResponse": {"tokenRequest", "tokenConsumptionReport"},
+}
+
+// conversation pairs the files of an inspect run into HTTP exchanges, which files do not record:
+// a response belongs to the latest unanswered request of a kind it answers. Files of other kinds
+// (OCSP bodies, pushed triggers) between them do not disturb the pairing.
+type conversation struct {
+	open []openRequest
+	n    int
+}
+
+type openRequest struct{ kind, exchange string }
+
+func (c *conversation) place(kind string) (decode.Direction, string) {
+	if reqs, ok := answers[kind]; ok {
+		for i := len(c.open) - 1; i >= 0; i-- {
+			if slices.Contains(reqs, c.open[i].kind) {
+				ex := c.open[i].exchange
+				c.open = append(c.open[:i], c.open[i+1:]...)
+				return decode.DirResponse, ex
+			}
+		}
+		return decode.DirResponse, "" // answers nothing seen: pushed (1-pass)
+	}
+	if strings.HasPrefix(kind, "rdp") && strings.HasSuffix(kind, "Response") {
+		req := strings.TrimSuffix(kind, "Response") + "Request"
+		for i := len(c.open) - 1; i >= 0; i-- {
+			if c.open[i].kind == req {
+				ex := c.open[i].exchange
+				c.open = append(c.open[:i], c.open[i+1:]...)
+				return decode.DirResponse, ex
+			}
+		}
+		return decode.DirResponse, ""
+	}
+	for _, reqs := range answers {
+		if slices.Contains(reqs, kind) {
+			return c.open1(kind)
+		}
+	}
+	if strings.HasPrefix(kind, "rdp") && strings.HasSuffix(kind, "Request") {
+		return c.open1(kind)
+	}
+	return decode.DirUnknown, ""
+}
+
+func (c *conversation) open1(kind string) (decode.Direction, string) {
+	c.n++
+	ex := fmt.Sprintf("file-%d", c.n)
+	c.open = append(c.open, openRequest{kind, ex})
+	if len(c.open) > 256 { // bounded: a capture of requests that never got answers
+		c.open = c.open[1:]
+	}
+	return decode.DirRequest, ex
 }
