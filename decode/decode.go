@@ -152,6 +152,10 @@ func (dec *Decoder) decode(body []byte, h Hint, depth int) (m *Message) {
 	}
 	mt := mediaType(h.ContentType)
 	claimsDRM := strings.HasPrefix(mt, "application/vnd.oma.drm.")
+	if mt == "application/ocsp-request" || mt == "application/ocsp-response" {
+		decodeOCSP(m, body, mt == "application/ocsp-request")
+		return m
+	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n\xEF\xBB\xBF")
 	// Trust the bytes over the label: an XML trigger mislabelled as WBXML still decodes (and
 	// the content type mismatch is what a person needs to hear about, not a WBXML parse error).

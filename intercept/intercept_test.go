@@ -378,3 +378,34 @@ func TestConcurrentClientsNoErrors(t *testing.T) {
 	}
 	waitFlows(t, store, clients*each)
 }
+
+func TestBodilessPollTakesTheLegItsHostServes(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			w.WriteHeader(http.StatusNoContent) // nothing queued for the device
+			return
+		}
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		io.WriteString(w, ldResp)
+	}))
+	defer up.Close()
+	p, store := newTestPipeline(t, nil)
+	target, _ := url.Parse(up.URL)
+	rev := httptest.NewServer(NewReverse(p, target))
+	defer rev.Close()
+	if resp, err := http.Get(rev.URL + "/push?deviceID=x"); err == nil {
+		resp.Body.Close()
+	}
+	waitFlows(t, store, 1)
+	if l := store.Snapshot()[0].Leg; l != captures.LegOther {
+		t.Fatalf("a poll to an unknown host is leg %q, want other", l)
+	}
+	resp, _ := http.Post(rev.URL+"/roap", decode.MIMEPDU, strings.NewReader("<x/>"))
+	resp.Body.Close()
+	resp, _ = http.Get(rev.URL + "/push?deviceID=x")
+	resp.Body.Close()
+	waitFlows(t, store, 3)
+	if l := store.Snapshot()[2].Leg; l != captures.LegDeviceRI {
+		t.Fatalf("a poll to a host known to serve ROAP is leg %q, want device-ri", l)
+	}
+}

@@ -68,6 +68,11 @@ type Pipeline struct {
 	cfg  Config
 	stop chan struct{}
 	once sync.Once
+
+	// hostLegs remembers which leg each upstream host serves, so bodiless exchanges with it (a
+	// device polling an RI for pushed triggers) are placed on the right leg.
+	hostMu   sync.Mutex
+	hostLegs map[string]captures.Leg
 }
 
 // TransportOptions tune the upstream connection pool.
@@ -120,7 +125,7 @@ func NewPipeline(cfg Config) *Pipeline {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	p := &Pipeline{cfg: cfg, stop: make(chan struct{})}
+	p := &Pipeline{cfg: cfg, stop: make(chan struct{}), hostLegs: map[string]captures.Leg{}}
 	if cfg.Judge != nil {
 		go p.tick()
 	}
@@ -226,7 +231,7 @@ func (p *Pipeline) RoundTrip(req *http.Request, mode string) *http.Response {
 	}
 	finish := func() { p.finish(f); release() }
 
-	f.Leg = Classify(f) // provisional, from the request alone; the response may refine it
+	f.Leg = p.classify(f) // provisional, from the request alone; the response may refine it
 	if m := f.Request.Message; m != nil && p.cfg.Judge != nil {
 		// Findings go on the message they judge so the UI can point at its field.
 		fs, corr := p.cfg.Judge.Judge(f, decode.DirRequest)
@@ -272,7 +277,7 @@ func (p *Pipeline) RoundTrip(req *http.Request, mode string) *http.Response {
 		}
 		f.Response.Message = p.cfg.Decoder.Decode(rbody, decode.Hint{ContentType: resp.Header.Get("Content-Type"), Direction: decode.DirResponse, Answers: answers})
 	}
-	f.Leg = Classify(f)
+	f.Leg = p.classify(f)
 	if m := f.Response.Message; m != nil && p.cfg.Judge != nil {
 		fs, corr := p.cfg.Judge.Judge(f, decode.DirResponse)
 		m.Add(fs...)
@@ -307,7 +312,7 @@ func (p *Pipeline) fail(f *captures.Flow, err error, finish func()) *http.Respon
 	f.Error = strings.TrimSpace(msg)
 	f.Findings = append(f.Findings, RuleUpstream.At("", "%s", strings.TrimPrefix(f.Error, "roapproxy: ")))
 	f.StatusCode = http.StatusBadGateway
-	f.Leg = Classify(f)
+	f.Leg = p.classify(f)
 	h := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Length": {strconv.Itoa(len(msg))}, "X-Roapproxy-Error": {"upstream"}}
 	f.Response = captures.Half{Header: h.Clone(), Body: []byte(msg), Size: int64(len(msg))}
 	return &http.Response{StatusCode: http.StatusBadGateway, Status: "502 Bad Gateway", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -317,7 +322,7 @@ func (p *Pipeline) fail(f *captures.Flow, err error, finish func()) *http.Respon
 func (p *Pipeline) finish(f *captures.Flow) {
 	f.Timings.Done = p.cfg.Clock()
 	if f.Leg == "" {
-		f.Leg = Classify(f)
+		f.Leg = p.classify(f)
 	}
 	p.cfg.Store.Add(f)
 }
@@ -345,6 +350,27 @@ func (c *completion) Close() error {
 	}
 	c.once.Do(c.done)
 	return err
+}
+
+// classify is Classify, falling back to what earlier flows showed the upstream host to serve.
+// Only the legs a host is the server of are remembered: an RI host also receives drmTriggers
+// from the DEA, but its bodiless traffic is device polling.
+func (p *Pipeline) classify(f *captures.Flow) captures.Leg {
+	l := Classify(f)
+	p.hostMu.Lock()
+	defer p.hostMu.Unlock()
+	switch l {
+	case captures.LegDeviceRI, captures.LegRIDEA:
+		if len(p.hostLegs) >= 4096 {
+			clear(p.hostLegs)
+		}
+		p.hostLegs[f.Upstream] = l
+	case captures.LegOther:
+		if known, ok := p.hostLegs[f.Upstream]; ok {
+			return known
+		}
+	}
+	return l
 }
 
 // Classify names the leg of a flow from what its messages are.

@@ -122,8 +122,9 @@ type running struct {
 	Store    *captures.Store
 	Pipeline *intercept.Pipeline
 	CA       *intercept.CA
-	ProxyURL string // forward proxy URL ("" when disabled)
-	UIURL    string // UI URL including the token ("" when disabled)
+	Judge    intercept.Judge // nil with --no-verify
+	ProxyURL string          // forward proxy URL ("" when disabled)
+	UIURL    string          // UI URL including the token ("" when disabled)
 	Reverse  map[string]string
 	recorder *captures.Recorder
 	wg       sync.WaitGroup
@@ -162,6 +163,7 @@ func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) 
 			return nil, err
 		}
 		judge = j
+		r.Judge = j
 	}
 	r.Pipeline = intercept.NewPipeline(intercept.Config{
 		Store: r.Store, Judge: judge, MaxBody: o.MaxBody, Timeout: o.Timeout,
