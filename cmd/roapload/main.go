@@ -24,6 +24,9 @@ import (
 )
 
 func main() {
+	if os.Getenv(nullProxyEnv) != "" {
+		os.Exit(runNullProxy())
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -47,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Variants, "variants", 256, "distinct signed exchanges (each with its own nonce) cycled through")
 	fs.IntVar(&cfg.Bits, "bits", 2048, "RSA key size of the test PKI")
 	fs.IntVar(&cfg.Flows, "flows", 0, "RSS check: send this many requests through the verifying proxy at concurrency 32 (e.g. 100000; 0 skips)")
+	fs.BoolVar(&cfg.NullProxy, "null-proxy", true, "also measure a plain net/http/httputil reverse proxy process: the floor any proxy pays for the extra hop")
 	fs.BoolVar(&cfg.Probe, "probe", true, "first check that the verifying proxy flags a corrupted signature, and report it")
 	fs.BoolVar(&cfg.UITab, "ui-tab", false, "also measure a fixed request rate with and without a headless Chromium tab on the web UI")
 	fs.DurationVar(&cfg.UIDuration, "ui-duration", 10*time.Second, "length of each --ui-tab run")
@@ -163,8 +167,11 @@ func renderMarkdown(r *Report, args []string) string {
 	}
 	b.WriteString("\n")
 	if r.ThroughputRatioC1 > 0 {
-		fmt.Fprintf(&b, "Ratios at concurrency 1 against direct: throughput verifying %.2f×, --no-verify %.2f×; p50 verifying %.2f×.\n",
-			r.ThroughputRatioC1, r.NoVerifyRatioC1, r.P50RatioC1)
+		fmt.Fprintf(&b, "Ratios at concurrency 1 against direct: throughput verifying %.2f×, --no-verify %.2f×", r.ThroughputRatioC1, r.NoVerifyRatioC1)
+		if r.NullRatioC1 > 0 {
+			fmt.Fprintf(&b, ", httputil floor %.2f×", r.NullRatioC1)
+		}
+		fmt.Fprintf(&b, "; p50 verifying %.2f×.\n", r.P50RatioC1)
 	}
 	if u := r.UI; u != nil {
 		if u.Skipped != "" {

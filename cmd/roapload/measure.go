@@ -21,6 +21,7 @@ import (
 // Paths measured.
 const (
 	pathDirect   = "direct"
+	pathNull     = "httputil proxy (floor)"
 	pathNoVerify = "proxy --no-verify"
 	pathVerify   = "proxy, verifying"
 )
@@ -37,6 +38,7 @@ type Config struct {
 	Flows       int           // RSS check: requests through the verifying proxy at concurrency 32; 0 skips
 	FlowsConc   int
 	Probe       bool // check that the verifying proxy flags a corrupted signature
+	NullProxy   bool // also measure a plain httputil reverse proxy process
 	UITab       bool
 	UIDuration  time.Duration
 	UIRate      float64
@@ -119,6 +121,7 @@ type Report struct {
 	ThroughputRatioC1 float64  `json:"throughputRatioC1,omitempty"`
 	P50RatioC1        float64  `json:"p50RatioC1,omitempty"`
 	NoVerifyRatioC1   float64  `json:"noVerifyThroughputRatioC1,omitempty"`
+	NullRatioC1       float64  `json:"nullProxyThroughputRatioC1,omitempty"`
 	Targets           []Target `json:"targets"`
 	Elapsed           float64  `json:"elapsedSeconds"`
 }
@@ -209,12 +212,20 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		c.close()
 	}
-	for _, verify := range []bool{false, true} {
-		name := pathNoVerify
-		if verify {
-			name = pathVerify
-		}
-		proc, err := startProxy(pc(verify, false))
+	type proxied struct {
+		name string
+		cfg  proxyConfig
+	}
+	var runs []proxied
+	if cfg.NullProxy {
+		null := pc(false, false)
+		null.Null = true
+		runs = append(runs, proxied{pathNull, null})
+	}
+	runs = append(runs, proxied{pathNoVerify, pc(false, false)}, proxied{pathVerify, pc(true, false)})
+	for _, run := range runs {
+		name := run.name
+		proc, err := startProxy(run.cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -450,7 +461,7 @@ func (r *Report) summarize() {
 		}
 		return nil
 	}
-	direct, verify, noverify := find(pathDirect, 1), find(pathVerify, 1), find(pathNoVerify, 1)
+	direct, verify, noverify, null := find(pathDirect, 1), find(pathVerify, 1), find(pathNoVerify, 1), find(pathNull, 1)
 	if direct != nil && verify != nil {
 		r.ThroughputRatioC1 = ratio(verify.RPS, direct.RPS)
 		r.P50RatioC1 = ratio(verify.P50us, direct.P50us)
@@ -459,6 +470,9 @@ func (r *Report) summarize() {
 	}
 	if direct != nil && noverify != nil {
 		r.NoVerifyRatioC1 = ratio(noverify.RPS, direct.RPS)
+	}
+	if direct != nil && null != nil {
+		r.NullRatioC1 = ratio(null.RPS, direct.RPS)
 	}
 	// CPU per request: the best-amortized cell (highest concurrency) is the proxy's steady
 	// cost; the concurrency-1 cell also carries idle wake-ups per request.

@@ -5,9 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -47,7 +52,7 @@ func freeAddr() (string, error) {
 	return addr, nil
 }
 
-// proxyProc is a running roapproxy subprocess with one reverse listener.
+// proxyProc is a running proxy subprocess (roapproxy, or the null proxy) with one reverse listener.
 type proxyProc struct {
 	cmd     *exec.Cmd
 	Reverse string // http://ADDR of the reverse listener
@@ -89,7 +94,10 @@ type proxyConfig struct {
 	Verify   bool
 	TrustPEM string // file with the trust anchors (Verify only)
 	UI       bool   // listen for the web UI on a loopback port
-	WorkDir  string // --config-dir, so the run never touches the user's folder
+	// Null runs this program as a plain net/http/httputil reverse proxy instead of roapproxy:
+	// the cost of a proxy process and its extra hop with no capture, decoding or verification.
+	Null    bool
+	WorkDir string // --config-dir, so the run never touches the user's folder
 }
 
 func (pc proxyConfig) args(reverse, ui string) []string {
@@ -119,11 +127,20 @@ func startProxy(pc proxyConfig) (*proxyProc, error) {
 	if ui != "" {
 		p.UI = "http://" + ui + "/"
 	}
-	p.cmd = exec.Command(pc.Bin, pc.args(reverse, ui)...)
+	if pc.Null {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		p.cmd = exec.Command(self)
+		p.cmd.Env = append(os.Environ(), nullProxyEnv+"=1", nullListenEnv+"="+reverse, nullUpstreamEnv+"="+pc.Upstream)
+	} else {
+		p.cmd = exec.Command(pc.Bin, pc.args(reverse, ui)...)
+		p.cmd.Env = os.Environ()
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.Env = os.Environ()
 	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", pc.Bin, err)
+		return nil, fmt.Errorf("starting %s: %w", p.cmd.Path, err)
 	}
 	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
 	if err := p.waitReady(20*time.Second, reverse, ui); err != nil {
@@ -142,7 +159,7 @@ func (p *proxyProc) waitReady(timeout time.Duration, addrs ...string) error {
 		for {
 			select {
 			case <-p.done:
-				return fmt.Errorf("roapproxy exited before listening (%v):\n%s", p.waitErr, p.out.String())
+				return fmt.Errorf("the proxy exited before listening (%v):\n%s", p.waitErr, p.out.String())
 			default:
 			}
 			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
@@ -151,7 +168,7 @@ func (p *proxyProc) waitReady(timeout time.Duration, addrs ...string) error {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("roapproxy did not listen on %s within %v:\n%s", addr, timeout, p.out.String())
+				return fmt.Errorf("the proxy did not listen on %s within %v:\n%s", addr, timeout, p.out.String())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -175,10 +192,10 @@ func (p *proxyProc) stop() error {
 	case <-p.done:
 	case <-time.After(15 * time.Second):
 		p.kill()
-		return fmt.Errorf("roapproxy did not exit within 15 s of SIGTERM:\n%s", p.out.String())
+		return fmt.Errorf("the proxy did not exit within 15 s of SIGTERM:\n%s", p.out.String())
 	}
 	if p.waitErr != nil {
-		return fmt.Errorf("roapproxy exited with %v after SIGTERM:\n%s", p.waitErr, p.out.String())
+		return fmt.Errorf("the proxy exited with %v after SIGTERM:\n%s", p.waitErr, p.out.String())
 	}
 	return nil
 }
@@ -186,4 +203,54 @@ func (p *proxyProc) stop() error {
 func (p *proxyProc) kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
+}
+
+// The null proxy runs when this program starts with nullProxyEnv set (the tool re-executes
+// itself, so the null proxy is a process of its own, measured like roapproxy).
+const (
+	nullProxyEnv    = "ROAPLOAD_NULL_PROXY"
+	nullListenEnv   = "ROAPLOAD_NULL_LISTEN"
+	nullUpstreamEnv = "ROAPLOAD_NULL_UPSTREAM"
+)
+
+// runNullProxy serves a reverse proxy with net/http/httputil until SIGTERM, configured like
+// roapproxy's upstream transport (keep-alive pool, no compression, no environment proxy).
+func runNullProxy() int {
+	target, err := url.Parse(os.Getenv(nullUpstreamEnv))
+	if err != nil || target.Host == "" {
+		fmt.Fprintf(os.Stderr, "null proxy: bad upstream %q\n", os.Getenv(nullUpstreamEnv))
+		return 2
+	}
+	l, err := net.Listen("tcp", os.Getenv(nullListenEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "null proxy: %v\n", err)
+		return 1
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Host = target.Host
+			// Buffer the request as roapproxy must (it decodes whole bodies), so the floor
+			// differs from roapproxy only by what roapproxy does with the bytes.
+			if body, err := io.ReadAll(r.In.Body); err == nil {
+				r.Out.Body, r.Out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+			}
+		},
+		Transport: &http.Transport{Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 64,
+			IdleConnTimeout: 90 * time.Second, DisableCompression: true},
+	}
+	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 30 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(os.Stderr, "null proxy: %v\n", err)
+		return 1
+	}
+	return 0
 }

@@ -13,6 +13,14 @@ import (
 	"time"
 )
 
+// The null proxy re-executes the running binary, which under go test is the test binary.
+func TestMain(m *testing.M) {
+	if os.Getenv(nullProxyEnv) != "" {
+		os.Exit(runNullProxy())
+	}
+	os.Exit(m.Run())
+}
+
 func TestPercentileNearestRank(t *testing.T) {
 	ms := func(v ...int) []time.Duration {
 		out := make([]time.Duration, len(v))
@@ -222,13 +230,13 @@ func TestMeasureEndToEnd(t *testing.T) {
 	}
 	var log bytes.Buffer
 	rep, err := Measure(context.Background(), Config{
-		Concurrency: []int{4}, Requests: 200, Variants: 16, Bits: 2048, Probe: true, Log: &log,
+		Concurrency: []int{4}, Requests: 200, Variants: 16, Bits: 2048, Probe: true, NullProxy: true, Log: &log,
 	})
 	if err != nil {
 		t.Fatalf("Measure: %v\n%s", err, log.String())
 	}
-	if len(rep.Cells) != 3 {
-		t.Fatalf("%d cells, want 3", len(rep.Cells))
+	if len(rep.Cells) != 4 {
+		t.Fatalf("%d cells, want 4", len(rep.Cells))
 	}
 	paths := map[string]bool{}
 	for _, c := range rep.Cells {
@@ -246,7 +254,7 @@ func TestMeasureEndToEnd(t *testing.T) {
 			t.Errorf("%s: proxy counters %+v", c.Path, c)
 		}
 	}
-	for _, p := range []string{pathDirect, pathNoVerify, pathVerify} {
+	for _, p := range []string{pathDirect, pathNull, pathNoVerify, pathVerify} {
 		if !paths[p] {
 			t.Errorf("no %q cell", p)
 		}
