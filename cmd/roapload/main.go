@@ -145,6 +145,9 @@ func renderMarkdown(r *Report, args []string) string {
 	fmt.Fprintf(&b, "`%s` — %s%s, %d CPUs (%s), %s; request %d B, response %d B, %d variants, RSA-%d; clock ticks %d/s%s; run took %.0f s.\n\n",
 		cmd, r.Started.Format("2006-01-02 15:04 UTC"), commit, r.CPUs, r.CPUModel, r.GoVersion, r.RequestBytes, r.ResponseBytes,
 		r.Variants, r.Bits, r.ClockTicks, map[bool]string{true: " (guessed)", false: ""}[r.ClockGuessed], r.Elapsed)
+	if r.LoadBefore != "" {
+		fmt.Fprintf(&b, "Load average before / after the run: %s / %s.\n\n", r.LoadBefore, r.LoadAfter)
+	}
 	if r.Probe != nil {
 		fmt.Fprintf(&b, "Verification: %s. Findings on a valid exchange: %s; on the corrupted one: %s.\n\n",
 			r.Probe.Note, listOrNone(r.Probe.ValidFindings), listOrNone(r.Probe.CorruptFlagged))

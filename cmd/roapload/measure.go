@@ -104,6 +104,8 @@ type Target struct {
 type Report struct {
 	Started       time.Time `json:"started"`
 	Commit        string    `json:"commit,omitempty"` // of the measured tree; "+dirty" when it had local changes
+	LoadBefore    string    `json:"loadAvgBefore,omitempty"`
+	LoadAfter     string    `json:"loadAvgAfter,omitempty"`
 	CPUs          int       `json:"cpus"`
 	CPUModel      string    `json:"cpuModel"`
 	GoVersion     string    `json:"goVersion"`
@@ -159,6 +161,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Bin == "" {
 		rep.Commit = treeCommit(ctx)
 	}
+	rep.LoadBefore = loadAvg()
 	ticks, ok := clockTicks()
 	rep.ClockTicks, rep.ClockGuessed = ticks, !ok
 
@@ -273,6 +276,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		rep.UI = ui
 	}
 	rep.summarize()
+	rep.LoadAfter = loadAvg()
 	rep.Elapsed = time.Since(begin).Seconds()
 	return rep, nil
 }
@@ -435,6 +439,19 @@ func treeCommit(ctx context.Context) string {
 		c += "+dirty"
 	}
 	return c
+}
+
+// loadAvg is the 1, 5 and 15 minute load average: on a shared machine it says how much else ran.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.
