@@ -166,7 +166,11 @@ func NewReverse(p *Pipeline, target *url.URL) http.Handler {
 		in := r.Clone(r.Context())
 		in.URL = upstreamURL(target, r)
 		in.Body = r.Body
-		resp := p.RoundTrip(in, "reverse")
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		resp := p.roundTrip(in, "reverse", scheme+"://"+r.Host+r.URL.RequestURI())
 		WriteResponse(w, resp)
 	})
 }

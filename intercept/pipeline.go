@@ -183,8 +183,18 @@ func readUpTo(r io.Reader, max int64) ([]byte, bool, error) {
 // stored when the caller has read the response body to the end or closed it. RoundTrip never
 // returns an error: an upstream failure becomes a 502 response and a finding.
 func (p *Pipeline) RoundTrip(req *http.Request, mode string) *http.Response {
+	return p.roundTrip(req, mode, "")
+}
+
+// roundTrip is RoundTrip recording clientURL (the URL the client addressed, when it differs from
+// the upstream's, as behind a reverse listener) as the flow's URL: that is the URL a trigger's
+// roapURL and the device's view of the exchange refer to.
+func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Response {
+	if clientURL == "" {
+		clientURL = req.URL.String()
+	}
 	f := &captures.Flow{
-		ID: p.cfg.Store.NextID(), Mode: mode, Client: req.RemoteAddr, Method: req.Method, URL: req.URL.String(),
+		ID: p.cfg.Store.NextID(), Mode: mode, Client: req.RemoteAddr, Method: req.Method, URL: clientURL,
 		Proto: req.Proto, Upstream: req.URL.Host, Findings: []decode.Finding{},
 		Request: captures.Half{Header: req.Header.Clone()},
 	}

@@ -3,6 +3,8 @@ package sim
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -97,7 +99,14 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 // URL), never through the environment's proxy settings, so a simulation is not silently routed
 // elsewhere.
 func newTransport(proxy string) (http.RoundTripper, error) {
+	return newTLSTransport(proxy, nil)
+}
+
+// newTLSTransport is newTransport trusting roots (nil: the system's) for HTTPS peers, such as
+// peers reached through an intercepting proxy whose CA the test or demo trusts.
+func newTLSTransport(proxy string, roots *x509.CertPool) (http.RoundTripper, error) {
 	t := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		Proxy:               nil,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     30 * time.Second,
@@ -236,6 +245,9 @@ type Options struct {
 	Clock func() time.Time
 	// Log receives the peers' log lines (nil: kept in memory only).
 	Log func(string)
+	// RootCAs are trusted for HTTPS peers (nil: the system roots); give it an intercepting
+	// proxy's CA when peers are fronted with HTTPS.
+	RootCAs *x509.CertPool
 }
 
 // Sim is a running simulation: an OCSP responder, two RIs (both proxying UserDomain to the
@@ -293,7 +305,7 @@ func Start(opts Options) (*Sim, error) {
 		return nil, err
 	}
 	transport := func(leg, proxy string) (http.RoundTripper, error) {
-		base, err := newTransport(proxy)
+		base, err := newTLSTransport(proxy, opts.RootCAs)
 		if err != nil {
 			return nil, err
 		}
