@@ -7,6 +7,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -61,6 +62,19 @@ func serveUI(t *testing.T, store *captures.Store) string {
 // test) and fails with the suite's output when any browser test fails.
 func runBrowserSuite(t *testing.T, dir string, env map[string]string) {
 	t.Helper()
+	// go test caches a pass by the files the test itself opens and the environment it reads: read
+	// the suite's files and the variables node sees, so editing a test or asking for the
+	// screenshot runs it again.
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || (d.IsDir() && d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() {
+			_, _ = os.ReadFile(p)
+		}
+		return nil
+	})
+	_ = os.Getenv("ROAPPROXY_SCREENSHOT")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "--test", "--test-concurrency=1", "--test-reporter=spec", dir+string(filepath.Separator))

@@ -320,16 +320,35 @@ func ensureFixtures(s *captures.Store, v *feedVectors, now time.Time) {
 func feedSynthetic(ctx context.Context, s *captures.Store, v *feedVectors, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	// Some leaves get a late finding, as when the tracker's fan-out window expires without the
+	// DEA's triggers: the UI must update rows it already shows.
+	type late struct {
+		due time.Time
+		id  uint64
+	}
+	var pending []late
 	for n := 1; ; n++ {
 		now := time.Now()
 		ensureFixtures(s, v, now)
 		var fs []*captures.Flow
 		if n%2 == 1 {
 			fs = leaveExchange(s, v, n, now, n%6 == 5)
+			if n%4 == 1 {
+				pending = append(pending, late{due: now.Add(2 * time.Second), id: fs[1].ID})
+			}
 		}
 		fs = append(fs, otherTraffic(s, v, n, now.Add(5*time.Millisecond))...)
 		for _, f := range fs {
 			s.Add(f)
+		}
+		for len(pending) > 0 && !pending[0].due.After(now) {
+			s.AddFindings(pending[0].id, []decode.Finding{{
+				Rule:     "DOM-7.5-FANOUT",
+				Severity: decode.SevWarning,
+				Message:  "no rdpProxyLeaveUserDomain trigger from the DEA to " + ri2Host + ", which still holds a context for this device and domain",
+				Ref:      "seed 000 §7.5; sce-token §9 #34",
+			}})
+			pending = pending[1:]
 		}
 		select {
 		case <-ctx.Done():

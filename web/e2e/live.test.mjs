@@ -39,7 +39,46 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     const header = Number((await page.textContent('#count-flows')).replace(/,/g, ''));
     assert.ok(header >= first, 'the header counts the flows');
     assert.equal(await page.getAttribute('#conn', 'data-state'), 'live');
+    // Scrolling up stops following; new rows then do not move the view; "follow" resumes.
+    await until(async () => (await flowCount(page)) > 45, { message: 'more rows than fit', timeout: 20000 });
+    await page.evaluate(() => { document.querySelector('#scroller').scrollTop = 0; });
+    await page.waitForSelector('#jump:not([hidden])');
+    const n = await flowCount(page);
+    await until(async () => (await flowCount(page)) > n, { message: 'a row while scrolled up' });
+    assert.equal(await page.evaluate(() => document.querySelector('#scroller').scrollTop), 0, 'the view stays put');
+    assert.equal((await visibleRows(page))[0].id, (await page.evaluate(() => window.roapproxy.ids()))[0]);
+    await page.click('#jump');
+    await until(async () => {
+      const ids = await page.evaluate(() => window.roapproxy.ids());
+      return (await visibleRows(page)).some((r) => r.id === ids[ids.length - 1]);
+    }, { message: 'following the end again' });
+    assert.ok(await page.locator('#jump').isHidden());
     assert.deepEqual(page.problems, []);
+    await page.close();
+  });
+
+  it('updates rows when late findings arrive', async () => {
+    const page = await newPage(browser, LIVE_URL);
+    await until(async () => (await flowCount(page)) > 0, { message: 'rows' });
+    // Leaves get a late DOM-7.5-FANOUT warning two seconds after they complete; wait until one
+    // the page saw arrive has had it, then compare every row with the server's summary.
+    const start = Math.max(...(await page.evaluate(() => window.roapproxy.ids())));
+    await until(async () => {
+      const page1 = await api(LIVE_URL, '/api/flows?q=DOM-7.5-FANOUT&limit=5000');
+      return (page1.flows || []).some((s) => s.id > start);
+    }, { message: 'a late finding', timeout: 15000 });
+    await until(async () => {
+      const server = await api(LIVE_URL, '/api/flows?limit=5000');
+      const mismatched = [];
+      for (const s of server.flows || []) {
+        const ui = await page.evaluate((id) => window.roapproxy.summary(id), s.id);
+        if (ui && (ui.verdict !== (s.verdict || '') || ui.errors !== s.errors || ui.warnings !== s.warnings)) mismatched.push(s.id);
+      }
+      return mismatched.length === 0;
+    }, { message: 'rows to match the server after late findings' });
+    const late = (await api(LIVE_URL, '/api/flows?q=DOM-7.5-FANOUT&limit=5000')).flows.filter((s) => s.id > start)[0];
+    const ui = await page.evaluate((id) => window.roapproxy.summary(id), late.id);
+    assert.ok(ui.warnings >= 1, 'the late warning is counted in the row');
     await page.close();
   });
 
@@ -348,6 +387,23 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     const shown = new Set(ids);
     for (const s of server.flows || []) assert.ok(shown.has(s.id), `flow ${s.id} shown after reconnecting`);
     assert.equal(shown.size, ids.length, 'no duplicates');
+
+    // The stream may repeat a flow (a snapshot overlapping the events after it): one row each.
+    const stream = open[open.length - 1];
+    const [s1, s2] = server.flows;
+    stream.send(JSON.stringify({ type: 'flow', seq: 1, flow: s1 }));
+    stream.send(JSON.stringify({ type: 'flow', seq: 2, flow: s2 }));
+    await new Promise((r) => setTimeout(r, 300));
+    const again = await page.evaluate(() => window.roapproxy.ids());
+    assert.equal(again.filter((id) => id === s1.id).length, 1, 'a repeated flow is shown once');
+    assert.equal(new Set(again).size, again.length, 'no duplicates');
+    // A resync replaces the table with the snapshot that follows it.
+    stream.send(JSON.stringify({ type: 'resync', reason: 'test' }));
+    stream.send(JSON.stringify({ type: 'snapshot', flows: [s1, s2], total: 2, lastSeq: await page.evaluate(() => window.roapproxy.lastSeq) }));
+    await until(async () => {
+      const ids = await page.evaluate(() => window.roapproxy.ids());
+      return ids[0] === s1.id && ids[1] === s2.id && ids.length < again.length;
+    }, { message: 'the snapshot to replace the table' });
     await context.close();
   });
 

@@ -594,4 +594,8 @@ window.roapproxy = Object.freeze({
   get lastSeq() { return state.lastSeq; },
   get loadingOlder() { return state.loadingOlder; },
   ids: () => state.flows.map((s) => s.id),
+  summary: (id) => {
+    const s = state.byId.get(id);
+    return s ? { verdict: s.verdict || '', errors: s.errors, warnings: s.warnings } : null;
+  },
 });

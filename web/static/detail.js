@@ -2,7 +2,7 @@
 // timings), the request and the response (decoded field tree, pretty XML, exact bytes, headers,
 // embedded messages, findings) and the exchange view. All content is built as text nodes.
 
-import { el, clear, verdictBadge, sevBadge, legClass, fmtDateTime, fmtBytes, fmtMs, preciseTime, svg } from './dom.js';
+import { el, clear, verdictBadge, sevBadge, sevClass, sevRank, legClass, fmtTime, fmtDateTime, fmtBytes, fmtMs, preciseTime, svg } from './dom.js';
 import { prettyNode } from './xml.js';
 import { drawExchange } from './seq.js';
 
@@ -294,7 +294,7 @@ export class DetailPane {
     this.body.append(pane);
     switch (this.view[which]) {
       case 'tree':
-        if (m && m.fields) pane.append(this.tree(m.fields, which));
+        if (m && m.fields) pane.append(this.tree(m.fields, which, m.findings));
         else pane.append(el('p', { class: 'muted', text: m ? 'No field tree: the body did not parse as XML.' : 'No decoded message.' }));
         if (m) (m.nested || []).forEach((n, i) => pane.append(this.nestedCard(n, m, `${which}/${i}`)));
         break;
@@ -310,7 +310,7 @@ export class DetailPane {
     }
   }
 
-  tree(root, scope) {
+  tree(root, scope, findings = []) {
     const map = new Map();
     this.trees.set(scope, map);
     const openAll = countFields(root) <= TREE_EXPAND_ALL;
@@ -334,7 +334,20 @@ export class DetailPane {
       return node;
     };
     wrap.append(build(root, 0));
-    wrap._pathBar = pathBar;
+    // Mark the fields findings are about (or, for an absent field, its nearest ancestor).
+    const marks = new Map();
+    for (const f of findings || []) {
+      const node = nearestNode(map, f.path || '');
+      if (!node) continue;
+      const m = marks.get(node) || { sev: '', rules: [] };
+      if (sevRank(f.severity) > sevRank(m.sev)) m.sev = f.severity;
+      m.rules.push(`${f.rule}: ${f.message}`);
+      marks.set(node, m);
+    }
+    for (const [node, m] of marks) {
+      const line = node.firstChild;
+      line.insertBefore(el('span', { class: 'fmark ' + sevClass(m.sev), title: m.rules.join('\n'), text: m.rules.length > 1 ? `${m.rules.length}` : '!' }), line.children[1] || null);
+    }
     return el('div', { class: 'tree-wrap' }, pathBar, wrap);
   }
 
@@ -349,7 +362,7 @@ export class DetailPane {
     if (n.reason) card.append(el('p', { class: 'error-note', text: n.reason }));
     const fs = (n.findings || []).map((f) => ({ f, scope }));
     if (fs.length) card.append(this.findingList(fs, false));
-    if (n.fields) card.append(this.tree(n.fields, scope));
+    if (n.fields) card.append(this.tree(n.fields, scope, n.findings));
     // The embedded bytes are the base64 value of the field it came from: show them as XML too.
     const src = findField(parent.fields, n.nestedPath);
     const xml = src && src.value ? decodeBase64Text(src.value) : null;
@@ -411,7 +424,21 @@ export class DetailPane {
     }
     if (mySeq !== this.seq || this.tab !== 'exchange') return;
     clear(stage).append(drawExchange(rel, id, stage.clientWidth || 640));
-    stage.append(el('p', { class: 'legend muted', text: 'Solid arrows are requests, dashed ones responses, in the order the proxy saw them. Click an arrow to open its flow.' }));
+    stage.append(el('p', { class: 'legend muted', text: 'Solid arrows are requests, dashed ones responses, in the order the proxy saw them. Click an arrow or a row to open its flow.' }));
+    const t = el('table', { class: 'grid related' }, el('thead', {}, el('tr', {},
+      el('th', { text: '#' }), el('th', { text: 'Time' }), el('th', { text: 'Leg' }), el('th', { text: 'Messages' }), el('th', { text: 'Status' }), el('th', { text: 'Verdict' }))));
+    const tb = el('tbody');
+    for (const f of rel.flows || []) {
+      tb.append(el('tr', { class: f.id === id ? 'sel' : '', data: { flow: f.id } },
+        el('td', { class: 'mono', text: String(f.id) }),
+        el('td', { class: 'mono', text: fmtTime(f.time) }),
+        el('td', {}, el('span', { class: 'leg ' + legClass(f.leg), text: f.leg })),
+        el('td', { class: 'mono kinds', text: `${f.reqKind || f.method || ''} → ${f.respKind || (f.statusCode ? 'HTTP ' + f.statusCode : '—')}` }),
+        el('td', { class: 'mono ' + (f.status && f.status !== 'Success' ? 'status-bad' : 'status-ok'), text: f.status || (f.error ? 'failed' : '') }),
+        el('td', {}, verdictBadge(f.verdict, f.errors, f.warnings))));
+    }
+    t.append(tb);
+    stage.append(this.section(`Related flows (${(rel.flows || []).length})`, t));
   }
 
   // ---- interaction ---------------------------------------------------------------------------
@@ -431,7 +458,7 @@ export class DetailPane {
       this.render();
       return;
     }
-    const msg = t.closest('g.msg');
+    const msg = t.closest('g.msg, table.related tr[data-flow]');
     if (msg) {
       const id = Number(msg.dataset.flow);
       if (Number.isFinite(id)) this.onSelectFlow(id, { tab: 'exchange' });
@@ -474,7 +501,19 @@ export class DetailPane {
   // (a mandatory element that is absent) lands on its nearest existing ancestor.
   gotoFinding({ f, scope }) {
     if (!f.path) return;
-    if (scope === 'flow') scope = this.scopeOfPath(f.path);
+    let path = f.path;
+    if (scope === 'flow') scope = this.scopeOfPath(path);
+    // Paths into an embedded message may be written from the outer message's root (the
+    // embedding field's path, then the inner path): follow them into the embedded tree.
+    const own = scopeMessage(this.data, scope);
+    if (own && own.nestedPath && path.startsWith(own.nestedPath + '/')) path = path.slice(own.nestedPath.length);
+    for (;;) {
+      const m = scopeMessage(this.data, scope);
+      const i = ((m && m.nested) || []).findIndex((n) => n.nestedPath && path.startsWith(n.nestedPath + '/'));
+      if (i < 0) break;
+      path = path.slice(m.nested[i].nestedPath.length);
+      scope = `${scope}/${i}`;
+    }
     const half = scope.split('/')[0];
     if (half !== 'request' && half !== 'response') return;
     if (this.tab !== half || this.view[half] !== 'tree') {
@@ -484,17 +523,10 @@ export class DetailPane {
     }
     const map = this.trees.get(scope);
     if (!map) return;
-    let path = f.path;
-    const nested = scopeMessage(this.data, scope);
-    if (nested && nested.nestedPath && path.startsWith(nested.nestedPath + '/') && !map.has(path)) path = path.slice(nested.nestedPath.length);
-    let node = map.get(path);
-    let exact = true;
-    while (!node && path.lastIndexOf('/') > 0) {
-      path = path.slice(0, path.lastIndexOf('/'));
-      node = map.get(path);
-      exact = false;
-    }
+    const node = nearestNode(map, path);
     if (!node) return;
+    const exact = node.dataset.path === path;
+    path = node.dataset.path;
     for (const c of this.body.querySelectorAll('.node.hl')) c.classList.remove('hl', 'hl-near');
     node.classList.add('hl');
     if (!exact) node.classList.add('hl-near');
@@ -507,14 +539,20 @@ export class DetailPane {
     node.scrollIntoView({ block: 'center' });
   }
 
-  // scopeOfPath picks the message a flow-level finding's path refers to by its root element.
+  // scopeOfPath picks the message a flow-level finding's path refers to by its root element
+  // (the response first: cross-message findings are mostly about the answer).
   scopeOfPath(path) {
     const root = '/' + path.split('/')[1];
-    for (const half of ['response', 'request']) {
-      const m = this.data[half].message;
-      if (m && m.fields && m.fields.path === root) return half;
-    }
-    return 'response';
+    const walk = (m, scope) => {
+      if (!m) return null;
+      if (m.fields && m.fields.path === root) return scope;
+      for (let i = 0; i < (m.nested || []).length; i++) {
+        const r = walk(m.nested[i], `${scope}/${i}`);
+        if (r) return r;
+      }
+      return null;
+    };
+    return walk(this.data.response.message, 'response') || walk(this.data.request.message, 'request') || 'response';
   }
 }
 
@@ -528,6 +566,17 @@ function valueSpan(v) {
   span._full = v;
   span.append(el('button', { class: 'link more', data: { act: 'more' }, text: `show all ${v.length} chars` }));
   return span;
+}
+
+// nearestNode returns the tree node at path, or at its nearest existing ancestor.
+function nearestNode(map, path) {
+  let p = path;
+  let node = map.get(p);
+  while (!node && p.lastIndexOf('/') > 0) {
+    p = p.slice(0, p.lastIndexOf('/'));
+    node = map.get(p);
+  }
+  return node || null;
 }
 
 function scopeMessage(data, scope) {

@@ -14,7 +14,7 @@ export const COLUMNS = [
   { key: 'status', label: 'Status', cls: 'c-status' },
   { key: 'verdict', label: 'Verdict', cls: 'c-verdict' },
   { key: 'size', label: 'Size', cls: 'c-size' },
-  { key: 'dur', label: 'Time taken', cls: 'c-dur' },
+  { key: 'dur', label: 'Duration', cls: 'c-dur' },
 ];
 
 export class FlowTable {
