@@ -5,11 +5,11 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"time"
 
@@ -47,29 +47,37 @@ func checkLink(child, parent *x509.Certificate) error {
 	return err
 }
 
-// linkKey names a (child, parent key) pair in the link cache.
-func linkKey(child, parent *x509.Certificate) [32]byte {
-	h := sha256.New()
-	h.Write(child.Raw)
-	h.Write(parent.RawSubjectPublicKeyInfo)
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
-}
-
 // link is checkLink with a cache: signatures do not depend on time, and the same RI and device
 // chains arrive with every message.
 func (v *Verifier) link(child, parent *x509.Certificate) error {
-	k := linkKey(child, parent)
+	return v.sigCached(child.Raw, parent.RawSubjectPublicKeyInfo, func() error { return checkLink(child, parent) })
+}
+
+// sigMemo is one remembered signature check. It keeps the exact bytes it was made over, so a
+// collision of the (fast, non-cryptographic) map hash can only cost a recomputation, never turn
+// into a false "verified".
+type sigMemo struct {
+	data, key []byte
+	err       error
+}
+
+// sigCached returns check(), remembering the result for (data, key).
+func (v *Verifier) sigCached(data, key []byte, check func() error) error {
+	var h maphash.Hash
+	h.SetSeed(v.seed)
+	h.Write(data)
+	h.WriteByte(0)
+	h.Write(key)
+	k := h.Sum64()
 	v.cacheMu.Lock()
-	e, ok := v.links.get(k)
+	e, ok := v.sigs.get(k)
 	v.cacheMu.Unlock()
-	if ok {
-		return e
+	if ok && bytes.Equal(e.data, data) && bytes.Equal(e.key, key) {
+		return e.err
 	}
-	err := checkLink(child, parent)
+	err := check()
 	v.cacheMu.Lock()
-	v.links.put(k, err)
+	v.sigs.put(k, &sigMemo{data: data, key: key, err: err})
 	v.cacheMu.Unlock()
 	return err
 }
@@ -231,12 +239,11 @@ func (v *Verifier) walkChain(certs []*x509.Certificate, o chainOpts) *chainResul
 		return certPath(o.path, i)
 	}
 	for i, c := range path {
-		p := at(i)
 		switch {
 		case o.at.After(c.NotAfter):
-			fail(&r.timeOK, "expired", RuleChainExpired.At(p, "%s expired %s; message time %s", certName(c), c.NotAfter.UTC().Format(time.RFC3339), o.at.UTC().Format(time.RFC3339)))
+			fail(&r.timeOK, "expired", RuleChainExpired.At(at(i), "%s expired %s; message time %s", certName(c), c.NotAfter.UTC().Format(time.RFC3339), o.at.UTC().Format(time.RFC3339)))
 		case o.at.Before(c.NotBefore):
-			fail(&r.timeOK, "not yet valid", RuleChainNotYet.At(p, "%s is valid from %s; message time %s", certName(c), c.NotBefore.UTC().Format(time.RFC3339), o.at.UTC().Format(time.RFC3339)))
+			fail(&r.timeOK, "not yet valid", RuleChainNotYet.At(at(i), "%s is valid from %s; message time %s", certName(c), c.NotBefore.UTC().Format(time.RFC3339), o.at.UTC().Format(time.RFC3339)))
 		}
 	}
 
@@ -247,16 +254,15 @@ func (v *Verifier) walkChain(certs []*x509.Certificate, o chainOpts) *chainResul
 		if r.anchored && i == len(path)-1 {
 			continue
 		}
-		p := at(i)
 		if !c.BasicConstraintsValid || !c.IsCA {
-			fail(&r.caOK, "issuer not a CA", RuleChainCA.At(p, "%s issues certificate %d but is not a CA certificate (basic constraints)", certName(c), i))
+			fail(&r.caOK, "issuer not a CA", RuleChainCA.At(at(i), "%s issues certificate %d but is not a CA certificate (basic constraints)", certName(c), i))
 			continue
 		}
 		if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
-			fail(&r.caOK, "issuer lacks keyCertSign", RuleChainCA.At(p, "%s issues certificates but its key usage lacks keyCertSign", certName(c)))
+			fail(&r.caOK, "issuer lacks keyCertSign", RuleChainCA.At(at(i), "%s issues certificates but its key usage lacks keyCertSign", certName(c)))
 		}
 		if c.MaxPathLen >= 0 && (c.MaxPathLen > 0 || c.MaxPathLenZero) && i-1 > c.MaxPathLen {
-			fail(&r.caOK, "path length", RuleChainCA.At(p, "%s allows %d intermediate CA(s) below it; the chain has %d", certName(c), c.MaxPathLen, i-1))
+			fail(&r.caOK, "path length", RuleChainCA.At(at(i), "%s allows %d intermediate CA(s) below it; the chain has %d", certName(c), c.MaxPathLen, i-1))
 		}
 	}
 	if r.anchored {
@@ -269,7 +275,10 @@ func (v *Verifier) walkChain(certs []*x509.Certificate, o chainOpts) *chainResul
 	// Key purposes of the end entity.
 	leaf := path[0]
 	eku := leaf.UnknownExtKeyUsage
-	lp := certPath(o.path, 0)
+	lp := o.path + "/certificate[1]"
+	if o.path == "" {
+		lp = ""
+	}
 	switch o.role {
 	case decode.RoleRI:
 		if !hasOID(eku, OIDRightsIssuer) && !hasAnyEKU(leaf) {

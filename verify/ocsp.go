@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/big"
 	"time"
 
@@ -99,7 +99,6 @@ type ocspSingle struct {
 
 // ocspParsed is one decoded OCSP response.
 type ocspParsed struct {
-	digest        [32]byte // SHA-256 of the DER, names it in caches
 	tbs           []byte
 	sigAlg        x509.SignatureAlgorithm
 	sigAlgOID     asn1.ObjectIdentifier
@@ -187,7 +186,6 @@ func parseOCSP(der []byte) (*ocspParsed, error) {
 		return nil, fmt.Errorf("ResponseData does not parse: %v", err)
 	}
 	p := &ocspParsed{
-		digest:     sha256.Sum256(der),
 		tbs:        basic.TBSResponseData.FullBytes,
 		sigAlg:     signatureAlgorithm(basic.SignatureAlgorithm),
 		sigAlgOID:  basic.SignatureAlgorithm.Algorithm,
@@ -249,50 +247,39 @@ func parseOCSP(der []byte) (*ocspParsed, error) {
 }
 
 // parseOCSPCached parses with a bounded cache: an RI sends the same OCSP response with every
-// message until it refreshes it.
+// message until it refreshes it. Entries keep the DER they were parsed from (see sigMemo).
 func (v *Verifier) parseOCSPCached(der []byte) (*ocspParsed, error) {
-	k := sha256.Sum256(der)
+	k := maphash.Bytes(v.seed, der)
 	v.cacheMu.Lock()
 	e, ok := v.ocspParsed.get(k)
 	v.cacheMu.Unlock()
-	if ok {
+	if ok && bytes.Equal(e.der, der) {
 		return e.p, e.err
 	}
 	p, err := parseOCSP(der)
 	v.cacheMu.Lock()
-	v.ocspParsed.put(k, ocspCacheEntry{p, err})
+	v.ocspParsed.put(k, ocspCacheEntry{der, p, err})
 	v.cacheMu.Unlock()
 	return p, err
 }
 
 type ocspCacheEntry struct {
+	der []byte
 	p   *ocspParsed
 	err error
 }
 
 // checkOCSPSig verifies the response signature with signer's key (cached per response and key).
 func (v *Verifier) checkOCSPSig(p *ocspParsed, signer *x509.Certificate) error {
-	h := sha256.New()
-	h.Write(p.digest[:])
-	h.Write(signer.RawSubjectPublicKeyInfo)
-	var k [32]byte
-	h.Sum(k[:0])
-	v.cacheMu.Lock()
-	e, ok := v.links.get(k)
-	v.cacheMu.Unlock()
-	if ok {
-		return e
-	}
-	var err error
-	if p.sigAlg == x509.UnknownSignatureAlgorithm {
-		err = fmt.Errorf("signature algorithm %s is not supported", p.sigAlgOID)
-	} else {
-		err = signer.CheckSignature(p.sigAlg, p.tbs, p.signature)
-	}
-	v.cacheMu.Lock()
-	v.links.put(k, err)
-	v.cacheMu.Unlock()
-	return err
+	return v.sigCached(p.tbs, signer.RawSubjectPublicKeyInfo, func() error {
+		if p.sigAlg == x509.UnknownSignatureAlgorithm {
+			return fmt.Errorf("signature algorithm %s is not supported", p.sigAlgOID)
+		}
+		if err := signer.CheckSignature(p.sigAlg, p.tbs, p.signature); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // spkiKeyBits returns the subjectPublicKey BIT STRING contents of a certificate, which OCSP
@@ -317,10 +304,30 @@ func hashOf(h crypto.Hash, b []byte) []byte {
 	return x.Sum(nil)
 }
 
+// issuerHashes memoizes the CertID hashes of the issuers in a chain (judgeOCSP compares every
+// single response with every link).
+type issuerHashes map[issuerHashKey][2][]byte
+
+type issuerHashKey struct {
+	c *x509.Certificate
+	h crypto.Hash
+}
+
+func (m issuerHashes) of(issuer *x509.Certificate, h crypto.Hash) (name, key []byte) {
+	k := issuerHashKey{issuer, h}
+	if v, ok := m[k]; ok {
+		return v[0], v[1]
+	}
+	name, key = hashOf(h, issuer.RawSubject), hashOf(h, spkiKeyBits(issuer))
+	m[k] = [2][]byte{name, key}
+	return name, key
+}
+
 // about reports whether single response s is about cert as issued by issuer.
-func (s *ocspSingle) about(cert, issuer *x509.Certificate) (serialMatch, issuerMatch bool) {
+func (s *ocspSingle) about(cert, issuer *x509.Certificate, memo issuerHashes) (serialMatch, issuerMatch bool) {
 	serialMatch = s.serial.Cmp(cert.SerialNumber) == 0
-	issuerMatch = bytes.Equal(s.nameHash, hashOf(s.hash, issuer.RawSubject)) && bytes.Equal(s.keyHash, hashOf(s.hash, spkiKeyBits(issuer)))
+	name, key := memo.of(issuer, s.hash)
+	issuerMatch = bytes.Equal(s.nameHash, name) && bytes.Equal(s.keyHash, key)
 	return
 }
 
@@ -387,6 +394,7 @@ func (v *Verifier) judgeOCSP(in ocspInput) *ocspVerdict {
 	leaf := in.chain[0]
 	covered := make([]bool, len(in.chain))
 	leafOK := false
+	memo := issuerHashes{}
 	for _, blob := range in.blobs {
 		p, err := v.parseOCSPCached(blob.DER)
 		if err != nil {
@@ -402,7 +410,7 @@ func (v *Verifier) judgeOCSP(in ocspInput) *ocspVerdict {
 		for si := range p.single {
 			s := &p.single[si]
 			for i := 0; i+1 < len(in.chain); i++ {
-				serial, issuer := s.about(in.chain[i], in.chain[i+1])
+				serial, issuer := s.about(in.chain[i], in.chain[i+1], memo)
 				switch {
 				case serial && issuer:
 					targets = append(targets, target{i, s})

@@ -82,11 +82,23 @@ func verifyRSASig(in rsaSigInput) (tri, []decode.Finding) {
 	if !ok {
 		return fail, []decode.Finding{in.rule.At(path, "%s key of %s is %T, not RSA; ROAP signatures are RSA", in.who, certName(in.signer), in.signer.PublicKey)}
 	}
-	variants := [][]byte{m.SignedBytes()}
-	if c := m.CanonicalWithoutSignature(); c != nil && !bytes.Equal(c, variants[0]) {
-		variants = append(variants, c)
+	// The re-canonicalized variant is built only when the bytes as sent fail: it costs as much
+	// as the rest of the check.
+	variant := func(i int) []byte {
+		raw := m.SignedBytes()
+		if i == 0 {
+			return raw
+		}
+		if c := m.CanonicalWithoutSignature(); c != nil && !bytes.Equal(c, raw) {
+			return c
+		}
+		return nil
 	}
-	for vi, body := range variants {
+	for vi := 0; vi < 2; vi++ {
+		body := variant(vi)
+		if body == nil {
+			continue
+		}
 		h := sha1.New()
 		h.Write(in.prefix)
 		h.Write(body)

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +32,9 @@ type Verifier struct {
 	tracker *Tracker
 
 	cacheMu    sync.Mutex
-	links      *bounded[[32]byte, error] // signature checks of certificates and OCSP responses
-	ocspParsed *bounded[[32]byte, ocspCacheEntry]
+	seed       maphash.Seed
+	sigs       *bounded[uint64, *sigMemo] // signature checks of certificates and OCSP responses
+	ocspParsed *bounded[uint64, ocspCacheEntry]
 }
 
 // New returns a Verifier using trust (nil: an empty Trust, which still learns certificates).
@@ -56,8 +58,9 @@ func New(trust *Trust, o Options) *Verifier {
 		trust:      trust,
 		opts:       o,
 		tracker:    NewTracker(o.Tracker),
-		links:      newBounded[[32]byte, error](4096, true),
-		ocspParsed: newBounded[[32]byte, ocspCacheEntry](1024, true),
+		seed:       maphash.MakeSeed(),
+		sigs:       newBounded[uint64, *sigMemo](2048, true),
+		ocspParsed: newBounded[uint64, ocspCacheEntry](512, true),
 	}
 }
 
