@@ -19,6 +19,10 @@ const (
 	sevI = decode.SevInfo
 )
 
+// RuleInternal reports a bug in the verifier that a message triggered; the message is still
+// forwarded and its other findings kept.
+var RuleInternal = rule("VERIFY-INTERNAL", sevE, "README: limits", "The verifier failed on this message (a bug); the message passes unjudged")
+
 // Signatures of ROAP and token PDUs.
 var (
 	RuleSig          = rule("ROAP-SIG", sevE, "roap-core §7.2", "The RSA signature of a signed ROAP PDU verifies (RSASSA-PSS, SHA-1, MGF1-SHA-1, salt 20) with the sender's key over what §7.2 says is signed")

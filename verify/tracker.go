@@ -196,9 +196,19 @@ func (t *Tracker) Track(o Observation) Result {
 	if o.Time.IsZero() {
 		o.Time = t.opt.Clock()
 	}
-	res := t.observe(t.normalize(o), nil)
+	res := t.observeSafe(t.normalize(o), nil)
 	res.Findings = dedupe(o.Message, res.Findings)
 	return res
+}
+
+// observeSafe is observe turning a panic (a bug) into a finding.
+func (t *Tracker) observeSafe(o Observation, rep *report) (res Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = Result{Findings: []decode.Finding{RuleInternal.At("", "internal tracker error: %v", p)}}
+		}
+	}()
+	return t.observe(o, rep)
 }
 
 var requestKinds = []string{"deviceHello", "registrationRequest", "roRequest", "joinDomainRequest", "leaveDomainRequest",
@@ -330,7 +340,12 @@ func (b *obs) join(keys ...string) {
 	}
 }
 
-func (b *obs) root() string { return "/" + b.m.Root.Local }
+func (b *obs) root() string {
+	if b.m.Root == nil {
+		return ""
+	}
+	return "/" + b.m.Root.Local
+}
 
 // pathOf returns the path of m's root child name (or the root path).
 func (b *obs) pathOf(name string) string {

@@ -108,11 +108,17 @@ func (v *Verifier) Check(m *decode.Message, ctx Context) []decode.Finding {
 	return v.check(m, ctx).findings
 }
 
-func (v *Verifier) check(m *decode.Message, ctx Context) *report {
-	r := &report{}
+func (v *Verifier) check(m *decode.Message, ctx Context) (r *report) {
+	r = &report{}
 	if m == nil || m.Root == nil {
 		return r
 	}
+	defer func() {
+		// A verifier bug must not take the proxy down with it: report it on the message.
+		if p := recover(); p != nil {
+			r = &report{findings: []decode.Finding{RuleInternal.At("", "internal verifier error: %v", p)}}
+		}
+	}()
 	if ctx.Time.IsZero() {
 		ctx.Time = v.opts.Clock()
 	}
@@ -397,7 +403,7 @@ func (v *Verifier) Track(o Observation) Result {
 	o = v.tracker.normalize(o)
 	ctx := v.tracker.contextFor(o)
 	rep := v.check(o.Message, ctx)
-	res := v.tracker.observe(o, rep)
+	res := v.tracker.observeSafe(o, rep)
 	res.Findings = dedupe(o.Message, append(rep.findings, res.Findings...))
 	return res
 }
