@@ -145,7 +145,11 @@ type simRig struct {
 	v   *Verifier
 }
 
-func startSim(t *testing.T) *simRig {
+func startSim(t *testing.T) *simRig { return startSimWith(t, sim.Options{}) }
+
+// startSimWith starts the simulation behind a tap, with the RDP MAC keys handed to the verifier
+// as an operator would (--keys).
+func startSimWith(t *testing.T, opts sim.Options) *simRig {
 	t.Helper()
 	p := testPKI(t)
 	start := time.Now()
@@ -160,10 +164,15 @@ func startSim(t *testing.T) *simRig {
 	}
 	srv := &http.Server{Handler: tp}
 	go func() { _ = srv.Serve(ln) }()
-	s, err := sim.Start(sim.Options{PKI: p, Proxy: "http://" + ln.Addr().String(), Clock: clock})
+	opts.PKI, opts.Proxy, opts.Clock = p, "http://"+ln.Addr().String(), clock
+	s, err := sim.Start(opts)
 	if err != nil {
 		srv.Close()
 		t.Fatal(err)
+	}
+	for _, ri := range s.RIs {
+		l := ri.DEALink()
+		tr.AddMACKey(MACKey{RI: ri.ID(), DEA: l.ID, Key: l.MK, Alg: string(l.Alg)})
 	}
 	t.Cleanup(func() {
 		s.Close()
@@ -230,12 +239,28 @@ func TestSimTrafficClean(t *testing.T) {
 			t.Errorf("%s %s %s: %s", f.Severity, f.Rule, f.Path, f.Message)
 		}
 	}
-	// Signatures were really checked: without a single ROAP-SIG-NOKEY/NOCONTEXT.
+	// Signatures and MACs were really checked: without a single NOKEY/NOCONTEXT.
 	wantNot(t, fs, "ROAP-SIG-NOKEY")
 	wantNot(t, fs, "ROAP-SIG-NOCONTEXT")
+	wantNot(t, fs, "GEN-MAC-NOKEY")
 	if late := r.v.Tracker().Tick(r.tap.clock().Add(time.Hour)); len(late) > 0 {
 		t.Errorf("expectations left unmet: %+v", late)
 	}
+}
+
+// TestSimHMACSHA256 runs the user-domain leave with HMAC-SHA256 contexts.
+func TestSimHMACSHA256(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the simulated peers")
+	}
+	r := startSimWith(t, sim.Options{MAC: sim.HMACSHA256})
+	if err := r.run(t, sim.ScLeaveUserDomain, sim.ScDEAInitiatedLeave); err != nil {
+		t.Fatal(err)
+	}
+	fs := r.tap.findings()
+	clean(t, fs)
+	wantNot(t, fs, "GEN-MAC-NOKEY")
+	wantNot(t, fs, "GEN-MAC-ALG")
 }
 
 // TestSimFaults turns on one fault knob of the simulated peers at a time and expects its rule.
@@ -272,6 +297,8 @@ func TestSimFaults(t *testing.T) {
 		{"DEA skips the fan-out", func(s *sim.Sim) { s.DEA.SetFaults(sim.DEAFaults{SkipFanout: true}) }, []string{sim.ScLeaveUserDomain}, "DOM-7.5-FANOUT", decode.SevWarning, true},
 		{"RI does not trigger the devices", func(s *sim.Sim) { s.RIs[0].SetFaults(sim.RIFaults{SkipLeaveTrigger: true}) }, []string{sim.ScDEAInitiatedLeave}, "DOM-7.6.2-ROAP-TRIGGER-FOLLOWS", decode.SevWarning, true},
 		{"agent answers a trigger with another nonce", func(s *sim.Sim) { s.Agents[0].SetFaults(sim.AgentFaults{WrongNonce: true}) }, []string{sim.ScLeaveDeviceDomain}, "ROAP-LDREQ-TRIGGERNONCE", decode.SevWarning, false},
+		{"DEA bad MAC", func(s *sim.Sim) { s.DEA.SetFaults(sim.DEAFaults{BadMAC: true}) }, []string{sim.ScLeaveUserDomain}, "GEN-MAC-SCOPE", decode.SevError, false},
+		{"DEA bad trigger MAC", func(s *sim.Sim) { s.DEA.SetFaults(sim.DEAFaults{BadMAC: true}) }, []string{sim.ScDEAInitiatedLeave}, "DOM-7.6.1-MAC", decode.SevError, false},
 		{"agent bad signature", func(s *sim.Sim) { s.Agents[0].SetFaults(sim.AgentFaults{BadSignature: true}) }, []string{sim.ScJoinDomain}, "ROAP-SIG", decode.SevError, false},
 	}
 	for _, c := range cases {

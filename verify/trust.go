@@ -397,9 +397,12 @@ func parseKeyLine(f []string) (MACKey, error) {
 	return k, nil
 }
 
-// AddMACKey adds one MAC key.
+// AddMACKey adds one MAC key. Alg may be a short name or an xmldsig URI; anything else
+// (including "") means HMAC-SHA1.
 func (t *Trust) AddMACKey(k MACKey) {
-	if k.Alg == "" {
+	if alg, ok := macAlg(k.Alg); ok {
+		k.Alg = alg
+	} else {
 		k.Alg = MACHMACSHA1
 	}
 	t.mu.Lock()
