@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/roapproxy/roapproxy/decode"
 )
@@ -89,12 +90,13 @@ func TestStoreEvictsByCountAndBytes(t *testing.T) {
 	if f, ok := s.Get(5); !ok || f.ID != 5 {
 		t.Fatal("newest flow missing")
 	}
-	s2 := NewStore(StoreOptions{MaxFlows: 100, MaxBytes: 100}, nil)
+	one := footprint(testFlow(0, string(bytes.Repeat([]byte("a"), 4000))))
+	s2 := NewStore(StoreOptions{MaxFlows: 100, MaxBytes: 2*one + one/2}, nil)
 	for i := 0; i < 10; i++ {
-		s2.Add(testFlow(i, string(bytes.Repeat([]byte("a"), 40))))
+		s2.Add(testFlow(i, string(bytes.Repeat([]byte("a"), 4000))))
 	}
 	if s2.Len() != 2 {
-		t.Fatalf("byte-bounded store holds %d flows of 40 bytes under a 100-byte cap; want 2", s2.Len())
+		t.Fatalf("byte-bounded store holds %d flows under a cap of 2.5 flows; want 2", s2.Len())
 	}
 	if bus.Last() != 5 {
 		t.Fatalf("bus saw %d events", bus.Last())
@@ -191,5 +193,40 @@ func TestRecorderRoundTripAndHAR(t *testing.T) {
 	}
 	if parsed.Log.Entries[0].Extra["reqKind"] != "leaveDomainResponse" {
 		t.Fatalf("HAR extra %v", parsed.Log.Entries[0].Extra)
+	}
+}
+
+func TestLightenReleasesTheBodyCopy(t *testing.T) {
+	body := []byte(`<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="Success"><nonce>T1Sq3LQMzhRwj5eASuy5LA==</nonce><domainID>ACMEUSERDOM42001</domainID></roap:leaveDomainResponse>`)
+	m := decode.Decode(body, decode.Hint{})
+	// The decoder's values are slices of one string copy of the body; the status value's offset
+	// in the body locates that copy.
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(m.Status))) - uintptr(bytes.Index(body, []byte("Success")))
+	hi := lo + uintptr(len(body))
+	inCopy := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return len(s) > 0 && p >= lo && p < hi
+	}
+	if !inCopy(m.IDs["domainID"]) {
+		t.Skip("the decoder no longer slices one body copy; nothing to release")
+	}
+	Lighten(m)
+	if m.Doc != nil || m.Root != nil {
+		t.Fatal("parse tree kept")
+	}
+	kept := []string{m.Status, m.Namespace, m.Kind, m.Variant}
+	for k, v := range m.IDs {
+		kept = append(kept, k, v)
+	}
+	for _, f := range m.Findings {
+		kept = append(kept, f.Message, f.Path)
+	}
+	for _, s := range kept {
+		if inCopy(s) {
+			t.Fatalf("%q still points into the decoder's copy of the body", s)
+		}
+	}
+	if m.Status != "Success" || m.IDs["domainID"] != "ACMEUSERDOM42001" {
+		t.Fatal("values changed")
 	}
 }

@@ -272,15 +272,51 @@ func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
 
-// Lighten drops the parse trees of a decoded message (and its nested messages) so a stored flow
-// costs its bytes and findings, not a DOM. The field tree is rebuilt on demand by decoding the
-// kept bytes again: decoding is pure, so the result is the same.
+// Lighten reduces a decoded message (and its nested messages) to what a stored flow needs: its
+// classification, IDs, findings and spans. Parse trees, parsed certificates and DER copies are
+// dropped, and the strings kept are cloned: the decoder's strings are slices of one copy of the
+// whole body, so keeping any of them would keep that copy alive. The field tree is rebuilt on
+// demand by decoding the stored bytes again, which is pure and gives the same result.
 func Lighten(m *decode.Message) {
+	lighten(m, true)
+}
+
+func lighten(m *decode.Message, top bool) {
 	if m == nil {
 		return
 	}
 	m.Doc, m.Root = nil, nil
-	for _, n := range m.Nested {
-		Lighten(n)
+	if !top {
+		m.Raw = nil // a decoded embedded body; the outer body holds its bytes
 	}
+	m.Kind, m.Variant, m.Status = strings.Clone(m.Kind), strings.Clone(m.Variant), strings.Clone(m.Status)
+	m.Namespace, m.Reason, m.NestedPath = strings.Clone(m.Namespace), strings.Clone(m.Reason), strings.Clone(m.NestedPath)
+	ids := make(map[string]string, len(m.IDs))
+	for k, v := range m.IDs {
+		ids[strings.Clone(k)] = strings.Clone(v)
+	}
+	m.IDs = ids
+	for i := range m.Findings {
+		f := &m.Findings[i]
+		f.Message, f.Path = strings.Clone(f.Message), strings.Clone(f.Path)
+	}
+	for i := range m.Chains {
+		m.Chains[i] = decode.Chain{Path: strings.Clone(m.Chains[i].Path)}
+	}
+	for i := range m.OCSP {
+		m.OCSP[i] = decode.OCSPBlob{Path: strings.Clone(m.OCSP[i].Path)}
+	}
+	for _, n := range m.Nested {
+		lighten(n, false)
+	}
+}
+
+// footprint estimates what a stored flow keeps alive: its bodies plus the summary, findings and
+// bookkeeping around them (measured at roughly 2 KiB for ROAP flows).
+func footprint(f *Flow) int64 {
+	n := int64(len(f.Request.Body)+len(f.Response.Body)) + 2048
+	for _, m := range f.Messages() {
+		n += int64(len(m.Findings)) * 160
+	}
+	return n
 }

@@ -26,7 +26,7 @@ type Store struct {
 // StoreOptions bound the store.
 type StoreOptions struct {
 	MaxFlows int   // default 20,000
-	MaxBytes int64 // bodies kept in memory, default 64 MiB
+	MaxBytes int64 // memory held by flows (bodies and an estimate of the rest), default 32 MiB
 }
 
 // NewStore returns a store publishing on bus.
@@ -35,7 +35,7 @@ func NewStore(o StoreOptions, bus *Bus) *Store {
 		o.MaxFlows = 20_000
 	}
 	if o.MaxBytes <= 0 {
-		o.MaxBytes = 64 << 20
+		o.MaxBytes = 32 << 20
 	}
 	return &Store{maxFlows: o.MaxFlows, maxBytes: o.MaxBytes, flows: make([]*Flow, o.MaxFlows),
 		byID: map[uint64]*Flow{}, sums: map[uint64]*Summary{}, bus: bus}
@@ -50,8 +50,6 @@ func (s *Store) SetRecorder(r *Recorder) {
 	s.rec = r
 	s.mu.Unlock()
 }
-
-func flowBytes(f *Flow) int64 { return int64(len(f.Request.Body) + len(f.Response.Body)) }
 
 // NextID reserves a flow ID. The proxy takes one when an exchange starts, so the request and
 // response halves can be correlated before the flow is complete and stored.
@@ -71,13 +69,13 @@ func (s *Store) Add(f *Flow) uint64 {
 		s.nextID++
 		f.ID = s.nextID
 	}
-	for s.count > 0 && (s.count >= s.maxFlows || s.bytes+flowBytes(f) > s.maxBytes) {
+	for s.count > 0 && (s.count >= s.maxFlows || s.bytes+footprint(f) > s.maxBytes) {
 		s.evictLocked()
 	}
 	idx := (s.head + s.count) % s.maxFlows
 	s.flows[idx] = f
 	s.count++
-	s.bytes += flowBytes(f)
+	s.bytes += footprint(f)
 	s.byID[f.ID] = f
 	sum := Summarize(f)
 	s.sums[f.ID] = &sum
@@ -99,7 +97,7 @@ func (s *Store) evictLocked() {
 	s.head = (s.head + 1) % s.maxFlows
 	s.count--
 	if old != nil {
-		s.bytes -= flowBytes(old)
+		s.bytes -= footprint(old)
 		delete(s.byID, old.ID)
 		delete(s.sums, old.ID)
 	}

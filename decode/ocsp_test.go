@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"math/big"
 	"testing"
 	"time"
@@ -45,4 +46,36 @@ func TestOCSPBodiesDecodeAsOCSP(t *testing.T) {
 	if !m.Has("DEC-OCSP-BODY") || m.Worst() != decode.SevError {
 		t.Fatalf("junk labelled OCSP: %+v", m)
 	}
+}
+
+func TestDecoderCachesParsedCertificates(t *testing.T) {
+	key, _ := rsa.GenerateKey(rand.Reader, 1024)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "device"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	body := func(nonce string) []byte {
+		return decode.El("roap:leaveDomainRequest", decode.NS("roap", decode.NSROAP),
+			decode.El("deviceID", keyID()), decode.El("riID", keyID()), decode.El("nonce", nonce),
+			decode.El("time", "2026-01-01T00:00:00Z"), decode.El("domainID", "DOMAIN000001"),
+			decode.El("certificateChain", decode.El("certificate", base64.StdEncoding.EncodeToString(der))),
+			decode.El("signature", "AAAA")).Bytes()
+	}
+	dec := decode.NewDecoder(decode.DefaultLimits)
+	a := dec.Decode(body("AAAAAAAAAAAAAAAAAAAAAA=="), decode.Hint{})
+	b := dec.Decode(body("BBBBBBBBBBBBBBBBBBBBBB=="), decode.Hint{})
+	if len(a.Chains) != 1 || len(b.Chains) != 1 || len(a.Chains[0].Certs) != 1 || len(b.Chains[0].Certs) != 1 {
+		t.Fatalf("chains: %+v %+v", a.Chains, b.Chains)
+	}
+	if a.Chains[0].Certs[0] != b.Chains[0].Certs[0] {
+		t.Fatal("the same certificate in two messages was parsed twice")
+	}
+	// The package-level Decode keeps no state: a fresh parse each time, of the same certificate.
+	c := decode.Decode(body("CCCCCCCCCCCCCCCCCCCCCC=="), decode.Hint{})
+	if c.Chains[0].Certs[0] == a.Chains[0].Certs[0] || !c.Chains[0].Certs[0].Equal(a.Chains[0].Certs[0]) {
+		t.Fatal("package-level Decode must parse afresh, to the same certificate")
+	}
+}
+
+func keyID() *decode.Node {
+	return decode.El("keyIdentifier", decode.NS("xsi", decode.NSXSI), decode.A("algorithm", decode.AlgSHA1), decode.A("xsi:type", "roap:X509SPKIHash"),
+		decode.El("hash", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="))
 }

@@ -437,7 +437,7 @@ func decodeProxyLeaveRequest(d *state, m *Message, root *Node) {
 	if device == nil && nested != nil && nested.Root != nil {
 		if c := nested.Root.Find("certificateChain/certificate"); c != nil {
 			if der, err := DecodeBase64(c.TextContent()); err == nil {
-				if cert, err := x509.ParseCertificate(der); err == nil {
+				if cert, err := d.certs.parse(der); err == nil {
 					device, devicePath = cert, PathOf(ldr)
 				}
 			}

@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
 	"fmt"
@@ -396,7 +395,7 @@ func (d *state) chain(m *Message, n *Node) {
 			m.Add(RuleBase64.At(PathOf(c), "certificate is not base64: %s", b64Err(c.TextContent(), err)))
 			continue
 		}
-		cert, err := x509.ParseCertificate(der)
+		cert, err := d.certs.parse(der)
 		if err != nil {
 			m.Add(RuleCert.At(PathOf(c), "certificate does not parse: %v", err))
 			continue

@@ -28,7 +28,7 @@ const ldResp = `<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0
 
 func newTestPipeline(t testing.TB, judge Judge) (*Pipeline, *captures.Store) {
 	t.Helper()
-	store := captures.NewStore(captures.StoreOptions{}, captures.NewBus(1024))
+	store := captures.NewStore(captures.StoreOptions{MaxBytes: 1 << 30}, captures.NewBus(1024))
 	p := NewPipeline(Config{Store: store, Judge: judge, Transport: NewTransport(TransportOptions{TLS: &TLSOptions{Insecure: true}})})
 	t.Cleanup(p.Close)
 	return p, store

@@ -58,8 +58,11 @@ func serveUI(t *testing.T, store *captures.Store) string {
 	return srv.URL
 }
 
-// runBrowserSuite runs `node --test` over web/e2e with env added (the URLs of the servers under
-// test) and fails with the suite's output when any browser test fails.
+// runBrowserSuite runs `node --test` over web/e2e with env added and fails with the suite's
+// output when any browser test fails. The suite reads ROAPPROXY_UI_URL (a server with live
+// traffic, required), ROAPPROXY_UI_BIG_URL (a server holding 50,000 flows; its test skips
+// without it), ROAPPROXY_UI_FEED=synthetic (the live store is fed by feedSynthetic, so the tests
+// that look for its fixtures run) and ROAPPROXY_SCREENSHOT=1 (write docs/ui.png).
 func runBrowserSuite(t *testing.T, dir string, env map[string]string) {
 	t.Helper()
 	// go test caches a pass by the files the test itself opens and the environment it reads: read
@@ -116,7 +119,7 @@ func TestBrowserUI(t *testing.T) {
 		devServe(t, addr, live)
 		return
 	}
-	runBrowserSuite(t, dir, map[string]string{"ROAPPROXY_UI_URL": liveURL, "ROAPPROXY_UI_BIG_URL": bigURL})
+	runBrowserSuite(t, dir, map[string]string{"ROAPPROXY_UI_URL": liveURL, "ROAPPROXY_UI_BIG_URL": bigURL, "ROAPPROXY_UI_FEED": "synthetic"})
 }
 
 // devServe is for working on the UI: with ROAPPROXY_UI_DEV=127.0.0.1:8089 the test serves the

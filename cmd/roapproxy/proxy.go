@@ -135,7 +135,7 @@ type running struct {
 // runs), then serves them until ctx is cancelled.
 func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) (*running, error) {
 	r := &running{Reverse: map[string]string{}, errs: make(chan error, 8)}
-	r.Store = captures.NewStore(captures.StoreOptions{MaxFlows: o.MaxFlows}, captures.NewBus(65536))
+	r.Store = captures.NewStore(captures.StoreOptions{MaxFlows: o.MaxFlows}, captures.NewBus(8192))
 	if o.Record != "" {
 		f, err := os.OpenFile(o.Record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LIVE_URL, SEED_DEVICE, SEED_DOMAIN, launch, newPage, until, api, flowCount, visibleRows, waitLive } from './helpers.mjs';
+import { LIVE_URL, SEED_DEVICE, SEED_DOMAIN, launch, newPage, until, api, flowCount, visibleRows, waitLive, needsFeeder } from './helpers.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -57,7 +57,7 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     await page.close();
   });
 
-  it('updates rows when late findings arrive', async () => {
+  it('updates rows when late findings arrive', needsFeeder(), async () => {
     const page = await newPage(browser, LIVE_URL);
     await until(async () => (await flowCount(page)) > 0, { message: 'rows' });
     // Leaves get a late DOM-7.5-FANOUT warning two seconds after they complete; wait until one
@@ -82,7 +82,7 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     await page.close();
   });
 
-  it('opens a flow: field tree, findings, and a finding highlights its field', async () => {
+  it('opens a flow: field tree, findings, and a finding highlights its field', needsFeeder(), async () => {
     const page = await newPage(browser, `${LIVE_URL}/#kind=leaveDomain&leg=device-ri&id=${encodeURIComponent(SEED_DEVICE)}`);
     await until(async () => (await flowCount(page)) === 1, { message: 'the filtered row' });
     await page.click('#scroller .row');
@@ -134,7 +134,7 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     await page.close();
   });
 
-  it('shows an embedded message with its own tree and findings', async () => {
+  it('shows an embedded message with its own tree and findings', needsFeeder(), async () => {
     const { rdp } = await seedFlows();
     const page = await newPage(browser, `${LIVE_URL}/#leg=ri-dea&flow=${rdp.id}`);
     await page.click('.tab[data-tab="request"]');
@@ -149,7 +149,7 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     await page.close();
   });
 
-  it('filters on the server, mirrors the filter in the URL, and clearing restores the table', async () => {
+  it('filters on the server, mirrors the filter in the URL, and clearing restores the table', needsFeeder(), async () => {
     const page = await newPage(browser, LIVE_URL);
     await until(async () => (await flowCount(page)) > 12, { message: 'some traffic', timeout: 15000 });
     const before = await flowCount(page);
@@ -216,7 +216,7 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     await page.close();
   });
 
-  it('draws the seed 000 exchange as a sequence between the right lifelines', async () => {
+  it('draws the seed 000 exchange as a sequence between the right lifelines', needsFeeder(), async () => {
     const { dev, rdp } = await seedFlows();
     const page = await newPage(browser, `${LIVE_URL}/#flow=${dev.id}`);
     await page.waitForSelector('#detail .tab[data-tab="exchange"]');
@@ -265,7 +265,7 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     await page.close();
   });
 
-  it('renders hostile traffic as inert text', async () => {
+  it('renders hostile traffic as inert text', needsFeeder(), async () => {
     const page = await newPage(browser, `${LIVE_URL}/#q=pwned`);
     await until(async () => (await flowCount(page)) >= 1, { message: 'the hostile flow' });
     await page.click('#scroller .row');
@@ -429,8 +429,10 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     const page = await newPage(browser, LIVE_URL);
     await until(async () => (await flowCount(page)) > 40, { message: 'a full table', timeout: 30000 });
     await page.click('#btn-pause');
-    const row = page.locator('#scroller .row', { hasText: 'leaveDomainRequest' }).last();
-    await row.click();
+    // A leave in the lower middle of the view, clear of the "follow" button.
+    const leaves = page.locator('#scroller .row', { hasText: 'leaveDomainRequest' });
+    const n = await leaves.count();
+    await leaves.nth(Math.max(0, n - 3)).click();
     await page.click('.tab[data-tab="exchange"]');
     await page.waitForSelector('svg.seq g.msg');
     await page.click('#btn-pause');

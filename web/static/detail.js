@@ -2,9 +2,10 @@
 // timings), the request and the response (decoded field tree, pretty XML, exact bytes, headers,
 // embedded messages, findings) and the exchange view. All content is built as text nodes.
 
-import { el, clear, verdictBadge, sevBadge, sevClass, sevRank, legClass, fmtTime, fmtDateTime, fmtBytes, fmtMs, preciseTime, svg } from './dom.js';
+import { el, clear, verdictBadge, sevBadge, sevClass, sevRank, legClass, fmtDateTime, fmtBytes, fmtMs, preciseTime, svg } from './dom.js';
 import { prettyNode } from './xml.js';
 import { drawExchange } from './seq.js';
+import { shortResponse } from './table.js';
 
 const TABS = [
   ['overview', 'Overview'],
@@ -426,15 +427,15 @@ export class DetailPane {
     clear(stage).append(drawExchange(rel, id, stage.clientWidth || 640));
     stage.append(el('p', { class: 'legend muted', text: 'Solid arrows are requests, dashed ones responses, in the order the proxy saw them. Click an arrow or a row to open its flow.' }));
     const t = el('table', { class: 'grid related' }, el('thead', {}, el('tr', {},
-      el('th', { text: '#' }), el('th', { text: 'Time' }), el('th', { text: 'Leg' }), el('th', { text: 'Messages' }), el('th', { text: 'Status' }), el('th', { text: 'Verdict' }))));
+      el('th', { text: '#' }), el('th', { text: 'Leg' }), el('th', { text: 'Messages' }), el('th', { text: 'Status' }), el('th', { text: 'Verdict' }))));
     const tb = el('tbody');
     for (const f of rel.flows || []) {
       tb.append(el('tr', { class: f.id === id ? 'sel' : '', data: { flow: f.id } },
         el('td', { class: 'mono', text: String(f.id) }),
-        el('td', { class: 'mono', text: fmtTime(f.time) }),
         el('td', {}, el('span', { class: 'leg ' + legClass(f.leg), text: f.leg })),
-        el('td', { class: 'mono kinds', text: `${f.reqKind || f.method || ''} → ${f.respKind || (f.statusCode ? 'HTTP ' + f.statusCode : '—')}` }),
-        el('td', { class: 'mono ' + (f.status && f.status !== 'Success' ? 'status-bad' : 'status-ok'), text: f.status || (f.error ? 'failed' : '') }),
+        el('td', { class: 'mono kinds' }, el('span', { text: `${f.reqKind || f.method || ''} →` }), ' ',
+          el('span', { text: shortResponse(f.reqKind, f.respKind) || (f.statusCode ? `HTTP ${f.statusCode}` : '—') })),
+        el('td', { class: 'mono st ' + (f.status && f.status !== 'Success' ? 'status-bad' : 'status-ok'), text: f.status || (f.error ? 'failed' : '') }),
         el('td', {}, verdictBadge(f.verdict, f.errors, f.warnings))));
     }
     t.append(tb);

@@ -90,7 +90,7 @@ export function drawExchange(related, selectedId, width = 640) {
   const flows = (related && related.flows) || [];
   if (flows.length === 0) return el('p', { class: 'muted', text: 'No related flows.' });
   const { lanes, byKey, events } = layout(flows);
-  const COL_W = Math.max(170, Math.min(280, Math.floor((width - MARGIN * 2) / Math.max(1, lanes.length))));
+  const COL_W = Math.max(150, Math.min(280, Math.floor((width - MARGIN * 2) / Math.max(1, lanes.length))));
   width = MARGIN * 2 + lanes.length * COL_W;
   const height = HEAD_H + events.length * ROW_H + 24;
   const x = (key) => MARGIN + byKey.get(key).index * COL_W + COL_W / 2;

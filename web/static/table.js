@@ -219,7 +219,7 @@ export class FlowTable {
 
 // shortResponse abbreviates a response kind that only repeats its request's ("…Response" for
 // leaveDomainRequest → leaveDomainResponse), so long SCE names fit.
-function shortResponse(req, resp) {
+export function shortResponse(req, resp) {
   if (req && resp && req.endsWith('Request') && resp === req.slice(0, -7) + 'Response') return '…Response';
   return resp;
 }
