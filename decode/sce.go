@@ -436,10 +436,8 @@ func decodeProxyLeaveRequest(d *state, m *Message, root *Node) {
 	}
 	if device == nil && nested != nil && nested.Root != nil {
 		if c := nested.Root.Find("certificateChain/certificate"); c != nil {
-			if der, err := DecodeBase64(c.TextContent()); err == nil {
-				if cert, err := d.certs.parse(der); err == nil {
-					device, devicePath = cert, PathOf(ldr)
-				}
+			if cert, _, err := d.certs.parse(c.TextContent()); err == nil {
+				device, devicePath = cert, PathOf(ldr)
 			}
 		}
 	}

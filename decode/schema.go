@@ -390,12 +390,11 @@ func (d *state) chain(m *Message, n *Node) {
 		certs = certs[:d.lim.MaxCerts]
 	}
 	for _, c := range certs {
-		der, err := DecodeBase64(c.TextContent())
-		if err != nil || len(der) == 0 {
-			m.Add(RuleBase64.At(PathOf(c), "certificate is not base64: %s", b64Err(c.TextContent(), err)))
+		cert, der, err := d.certs.parse(c.TextContent())
+		if e, ok := err.(errBase64); ok {
+			m.Add(RuleBase64.At(PathOf(c), "certificate is not base64: %s", e.Error()))
 			continue
 		}
-		cert, err := d.certs.parse(der)
 		if err != nil {
 			m.Add(RuleCert.At(PathOf(c), "certificate does not parse: %v", err))
 			continue

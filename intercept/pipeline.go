@@ -166,10 +166,20 @@ func stripHop(h http.Header) {
 	}
 }
 
-// readUpTo reads at most max+1 bytes so the caller can tell "fits" from "too large".
-func readUpTo(r io.Reader, max int64) ([]byte, bool, error) {
+// readUpTo reads at most max+1 bytes so the caller can tell "fits" from "too large". A declared
+// length sizes the buffer once (io.ReadAll's doubling costs more garbage than the body itself).
+func readUpTo(r io.Reader, declared, max int64) ([]byte, bool, error) {
 	if r == nil {
 		return nil, false, nil
+	}
+	if declared >= 0 && declared <= max {
+		b := make([]byte, declared)
+		n, err := io.ReadFull(r, b)
+		if err != nil {
+			return b[:n], false, err
+		}
+		// A body longer than declared is the peer's error; net/http stops at the length.
+		return b, false, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(r, max+1))
 	if int64(len(b)) > max {
@@ -198,7 +208,7 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 		Proto: req.Proto, Upstream: req.URL.Host, Findings: []decode.Finding{},
 		Request: captures.Half{Header: req.Header.Clone()},
 	}
-	body, big, err := readUpTo(req.Body, p.cfg.MaxBody)
+	body, big, err := readUpTo(req.Body, req.ContentLength, p.cfg.MaxBody)
 	if req.Body != nil && !big {
 		req.Body.Close()
 	}
@@ -257,7 +267,7 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 	f.Timings.FirstByte = p.cfg.Clock()
 	f.StatusCode = resp.StatusCode
 	f.Response.Header = resp.Header.Clone()
-	rbody, rbig, rerr := readUpTo(resp.Body, p.cfg.MaxBody)
+	rbody, rbig, rerr := readUpTo(resp.Body, resp.ContentLength, p.cfg.MaxBody)
 	if rerr != nil {
 		resp.Body.Close()
 		f.Response.Body, f.Response.Size = rbody, int64(len(rbody))
