@@ -904,6 +904,11 @@ func (b *obs) rdpResponse() {
 	}
 	sort.Strings(others)
 	delete(set, leavingRI)
+	// The device has now left through leavingRI, so that RI holds no context any more: a trigger
+	// still owed to it by an earlier leave through another RI is owed no longer. (When the
+	// trigger's target RI is unknown, as in captures without endpoints, this is the only way the
+	// expectation is met.)
+	b.t.pending.del("fanout|" + key + "|" + leavingRI)
 	for _, ri := range others {
 		b.t.addPending(&Pending{Rule: RuleFanout.ID, Key: b.corr, DeviceID: st.deviceID, DomainID: st.domainID, RIID: ri,
 			Since: b.o.Time, Deadline: b.o.Time.Add(b.t.opt.FanoutWindow)}, "fanout|"+key+"|"+ri)

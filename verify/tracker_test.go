@@ -559,6 +559,23 @@ func TestFanoutAndTriggerFollows(t *testing.T) {
 			t.Fatalf("late: %+v", late)
 		}
 	})
+	t.Run("device leaves through the other RI too", func(t *testing.T) {
+		// The DEA triggered RI 2 before (a DEA-initiated leave) and owes it nothing more; or the
+		// device simply leaves through RI 2 as well. Either way RI 2 holds no context afterwards,
+		// so the trigger expected by the first leave is owed no longer.
+		f := setup(t)
+		rig2 := *rig
+		rig2.riID = ri2.ID()
+		v.Trust().AddMACKey(MACKey{RI: ri2.ID(), DEA: rig.dea, Key: rig.mk})
+		all, _ := rig2.flowA(t, f, "fan2", leaveFault{})
+		noErrors(t, all)
+		if out := v.Tracker().Outstanding(); len(out) != 0 {
+			t.Fatalf("outstanding after the device left through RI 2 as well: %+v", out)
+		}
+		if late := v.Tracker().Tick(f.now.Add(time.Hour)); len(late) != 0 {
+			t.Fatalf("late: %+v", late)
+		}
+	})
 	t.Run("DEA skips the fan-out", func(t *testing.T) {
 		f := setup(t)
 		if late := v.Tracker().Tick(f.now.Add(time.Minute)); len(late) != 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/roapproxy/roapproxy/captures"
 	"github.com/roapproxy/roapproxy/decode"
+	"github.com/roapproxy/roapproxy/sim"
 )
 
 func TestDemoOnceFlowsReachTheUIClean(t *testing.T) {
@@ -103,5 +104,32 @@ func TestSimPKICommand(t *testing.T) {
 	}
 	if code := dispatch(context.Background(), []string{"sim", "pki", "--out", out, "--bits", "512"}, &stdout, &stderr); code != 2 {
 		t.Fatalf("--bits 512: exit %d", code)
+	}
+}
+
+// A conversation's open expectations are reported when it ends: here the DEA never sends the
+// fan-out trigger that seed 000 §7.5 requires after a successful proxy leave.
+func TestInspectReportsWhatNeverCame(t *testing.T) {
+	p, err := sim.NewPKI(sim.PKIOptions{Bits: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sim.Start(sim.Options{PKI: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.DEA.SetFaults(sim.DEAFaults{SkipFanout: true})
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	// The scenario notices the missing trigger too and fails; the capture is written anyway.
+	simOnce(context.Background(), s, out, &stdout, &stderr)
+	if files, _ := filepath.Glob(filepath.Join(out, "*-rdpProxyLeaveUserDomainResponse*.xml")); len(files) == 0 {
+		t.Fatalf("the capture holds no proxy leave: %s", stderr.String())
+	}
+	stdout.Reset()
+	code := dispatch(context.Background(), []string{"inspect", "--trust", filepath.Join(out, "pki", "root.pem"), out}, &stdout, &stderr)
+	if code != 0 || !strings.Contains(stdout.String(), "DOM-7.5-FANOUT") {
+		t.Fatalf("exit %d; want 0 (a warning) with DOM-7.5-FANOUT:\n%s", code, stdout.String())
 	}
 }

@@ -62,6 +62,9 @@ type inspector struct {
 	fields      bool // human output: also print the field tree
 
 	stages []inspectStage
+	// finishers run once after every file has gone through the stages, before printing (the
+	// end of the conversation: expectations still open are reported then).
+	finishers []func()
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -159,6 +162,9 @@ func (in *inspector) run(ctx context.Context, files []string) int {
 			st(ctx, r)
 		}
 		results = append(results, r)
+	}
+	for _, f := range in.finishers {
+		f()
 	}
 
 	worst := decode.Severity("")

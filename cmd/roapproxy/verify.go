@@ -70,10 +70,30 @@ func inspectVerifyOption(fs *flag.FlagSet) func(*inspector) error {
 		// the cross-message rules see each message after the ones before it.
 		v := verify.New(trust, opts)
 		var conv conversation
+		byKey := map[string]*inspected{} // correlation key → the file that carried it last
 		in.stages = append(in.stages, func(_ context.Context, r *inspected) {
 			dir, exchange := conv.place(r.Msg.Kind)
 			res := v.Track(verify.Observation{Message: r.Msg, Time: when, Direction: dir, Exchange: exchange})
 			r.Msg.Add(res.Findings...)
+			for _, k := range append([]string{res.Correlation}, res.Joins...) {
+				if k != "" {
+					byKey[k] = r
+				}
+			}
+		})
+		// The conversation is over: whatever was still expected (a ROAP leave trigger after a
+		// drmTrigger, the DEA's fan-out to the other RIs) never came. Report it on the file that
+		// raised the expectation.
+		in.finishers = append(in.finishers, func() {
+			end := time.Now()
+			if !when.IsZero() {
+				end = when
+			}
+			for _, p := range v.Tracker().Tick(end.Add(365 * 24 * time.Hour)) {
+				if r := byKey[p.Key]; r != nil {
+					r.Msg.Add(p.Finding)
+				}
+			}
 		})
 		return nil
 	}
