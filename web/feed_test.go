@@ -252,9 +252,11 @@ func otherTraffic(s *captures.Store, v *feedVectors, n int, start time.Time) []*
 			upstream: ocspHost + ":80", url: "http://" + ocspHost + "/", reqCT: "application/ocsp-request", req: ocspReq,
 			status: 200, respCT: "application/ocsp-response", resp: ocspResp, start: start, dur: 40 * time.Millisecond}))
 	case 4:
+		// The DEA's fan-out after a proxied leave (seed 000 §7.6): it tells the other RI that still
+		// holds a context for the domain, once the leave has completed.
 		out = append(out, mkFlow(exchange{id: s.NextID(), leg: captures.LegDEARI, mode: "forward", client: "10.0.2.9:60123",
-			upstream: riHost + ":443", url: "https://" + riHost + "/sce/trigger", reqCT: "application/xml", req: v.drmTrigger,
-			status: 204, start: start, dur: 20 * time.Millisecond, corr: []string{"leave:" + seedDomain + ":" + dev}}))
+			upstream: ri2Host + ":443", url: "https://" + ri2Host + "/sce/trigger", reqCT: "application/xml", req: v.drmTrigger,
+			status: 204, start: start.Add(190 * time.Millisecond), dur: 20 * time.Millisecond, corr: []string{"leave:" + seedDomain + ":" + dev}}))
 		out = append(out, mkFlow(exchange{id: s.NextID(), leg: captures.LegOther, mode: "forward", client: client,
 			upstream: "cdn.example.test:80", method: "GET", url: "http://cdn.example.test/album/cover-" + fmt.Sprint(n) + ".jpg",
 			status: 404, respCT: "text/html", resp: []byte("<html><body>not found</body></html>"), start: start.Add(3 * time.Millisecond), dur: 12 * time.Millisecond}))
@@ -333,7 +335,7 @@ func feedSynthetic(ctx context.Context, s *captures.Store, v *feedVectors, inter
 		var fs []*captures.Flow
 		if n%2 == 1 {
 			fs = leaveExchange(s, v, n, now, n%6 == 5)
-			if n%4 == 1 {
+			if n%4 == 1 && n%10 != 9 { // n%10 == 9: the DEA's trigger to ri2Host does come
 				pending = append(pending, late{due: now.Add(2 * time.Second), id: fs[1].ID})
 			}
 		}

@@ -265,6 +265,34 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     await page.close();
   });
 
+  it('gives each RI its own lifeline (the DEA fan-out to a second RI)', needsFeeder(), async () => {
+    // A leave followed by the DEA's drmTrigger to the other RI that holds the domain.
+    const trig = await until(async () => {
+      for (const s of (await api(LIVE_URL, '/api/flows?leg=dea-ri&limit=5000')).flows || []) {
+        const rel = await api(LIVE_URL, `/api/related/${s.id}`);
+        if (rel.flows.length === 3) return { trigger: s, rel };
+      }
+      return null;
+    }, { message: 'a leave with a fan-out trigger', timeout: 20000 });
+    const dev = trig.rel.flows.find((f) => f.leg === 'device-ri');
+    const page = await newPage(browser, `${LIVE_URL}/#flow=${dev.id}`);
+    await page.click('.tab[data-tab="exchange"]');
+    await page.waitForSelector('svg.seq g.msg');
+    const lanes = await page.$$eval('svg.seq g.lifeline', (gs) => gs.map((g) => ({
+      role: g.dataset.role, host: g.querySelector('.head-host').textContent, x: Number(g.querySelector('line.life').getAttribute('x1')),
+    })));
+    assert.deepEqual(lanes.map((l) => `${l.role} ${l.host}`), ['device ', 'ri ri.acme-music.test', 'ri ri.tunes-shop.test', 'dea dea.acme-home.test']);
+    const arrows = await page.$$eval('svg.seq g.msg', (gs) => gs.map((g) => ({
+      flow: Number(g.dataset.flow), dir: g.dataset.dir, label: g.querySelector('text.label').textContent,
+      x1: Number(g.querySelector('line.arrow').getAttribute('x1')), x2: Number(g.querySelector('line.arrow').getAttribute('x2')),
+    })));
+    assert.deepEqual(arrows.map((a) => a.label), ['leaveDomainRequest', 'rdpProxyLeaveUserDomainRequest', 'rdpProxyLeaveUserDomainResponse', 'leaveDomainResponse', 'drmTrigger', 'HTTP 204']);
+    const t = arrows[4];
+    assert.equal(t.flow, trig.trigger.id);
+    assert.ok(Math.abs(t.x1 - lanes[3].x) < 2 && Math.abs(t.x2 - lanes[2].x) < 2, 'the trigger goes from the DEA to the second RI');
+    await page.close();
+  });
+
   it('renders hostile traffic as inert text', needsFeeder(), async () => {
     const page = await newPage(browser, `${LIVE_URL}/#q=pwned`);
     await until(async () => (await flowCount(page)) >= 1, { message: 'the hostile flow' });
@@ -429,10 +457,17 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     const page = await newPage(browser, LIVE_URL);
     await until(async () => (await flowCount(page)) > 40, { message: 'a full table', timeout: 30000 });
     await page.click('#btn-pause');
-    // A leave in the lower middle of the view, clear of the "follow" button.
-    const leaves = page.locator('#scroller .row', { hasText: 'leaveDomainRequest' });
-    const n = await leaves.count();
-    await leaves.nth(Math.max(0, n - 3)).click();
+    // A leave in view, clear of the "follow" button, preferably one the DEA fanned out to a
+    // second RI (its exchange has three flows and four lifelines).
+    const rows = (await visibleRows(page)).filter((r) => r.text.includes('leaveDomainRequest')).slice(0, -2);
+    let pick = rows[rows.length - 1];
+    for (const r of rows.reverse()) {
+      if ((await api(LIVE_URL, `/api/related/${r.id}`)).flows.length === 3) {
+        pick = r;
+        break;
+      }
+    }
+    await page.click(`#scroller .row[data-id="${pick.id}"]`);
     await page.click('.tab[data-tab="exchange"]');
     await page.waitForSelector('svg.seq g.msg');
     await page.click('#btn-pause');

@@ -26,6 +26,7 @@ const state = {
   wsGen: 0,
   backoff: 500,
   connected: false,
+  everLive: false, // connected at least once: a lost connection shows as "reconnecting"
   loadGen: 0,
   loadingOlder: 0,
   selectedId: null,
@@ -51,7 +52,7 @@ function updateHeader() {
     pause.setAttribute('aria-pressed', state.paused ? 'true' : 'false');
     pause.classList.toggle('on', state.paused);
     const conn = $('#conn');
-    const cs = !state.connected ? (state.wsGen > 1 || state.everLive ? 'reconnecting' : 'connecting') : state.paused ? 'paused' : 'live';
+    const cs = !state.connected ? (state.everLive ? 'reconnecting' : 'connecting') : state.paused ? 'paused' : 'live';
     conn.dataset.state = cs;
     $('#conn-text').textContent = cs;
     const empty = $('#empty');
@@ -351,14 +352,19 @@ function writeHash() {
   if (('#' + h) !== location.hash && !(h === '' && location.hash === '')) history.replaceState(null, '', url);
 }
 
-function setFilter(f) {
+function showFilterState() {
   const n = activeFilterCount();
+  $('#f-active').textContent = n ? `${n} filter${n > 1 ? 's' : ''} on` : '';
+  $('#filters').classList.toggle('active', n > 0);
+}
+
+// setFilter applies a new filter: the server filters, so the stream starts over with it.
+function setFilter(f) {
   if (sameFilter(f, state.filter)) return;
   state.filter = f;
-  $('#f-active').textContent = activeFilterCount() ? `${activeFilterCount()} filter${activeFilterCount() > 1 ? 's' : ''} on` : '';
-  $('#filters').classList.toggle('active', activeFilterCount() > 0);
+  showFilterState();
   writeHash();
-  if (n || activeFilterCount() || state.wsGen) restartStream();
+  restartStream();
 }
 
 let filterTimer = 0;
@@ -578,8 +584,7 @@ document.addEventListener('keydown', (e) => {
   const h = parseHash();
   state.filter = h.filter;
   writeForm(h.filter);
-  $('#f-active').textContent = activeFilterCount() ? `${activeFilterCount()} filter${activeFilterCount() > 1 ? 's' : ''} on` : '';
-  $('#filters').classList.toggle('active', activeFilterCount() > 0);
+  showFilterState();
   state.expectSnapshot = true;
   connect();
   if (h.flow) selectFlow(h.flow, true);

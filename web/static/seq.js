@@ -5,7 +5,7 @@
 
 import { svg, el, sevClass, preciseTime, fmtMs } from './dom.js';
 
-const MARGIN = 16;
+const MARGIN = 10;
 const HEAD_H = 52;
 const ROW_H = 46;
 const LABEL_W = 7.0; // width of an 11.5px monospace glyph (0.6 em), for truncation
@@ -90,7 +90,7 @@ export function drawExchange(related, selectedId, width = 640) {
   const flows = (related && related.flows) || [];
   if (flows.length === 0) return el('p', { class: 'muted', text: 'No related flows.' });
   const { lanes, byKey, events } = layout(flows);
-  const COL_W = Math.max(150, Math.min(280, Math.floor((width - MARGIN * 2) / Math.max(1, lanes.length))));
+  const COL_W = Math.max(118, Math.min(280, Math.floor((width - MARGIN * 2) / Math.max(1, lanes.length))));
   width = MARGIN * 2 + lanes.length * COL_W;
   const height = HEAD_H + events.length * ROW_H + 24;
   const x = (key) => MARGIN + byKey.get(key).index * COL_W + COL_W / 2;
@@ -105,9 +105,10 @@ export function drawExchange(related, selectedId, width = 640) {
     const cx = MARGIN + l.index * COL_W + COL_W / 2;
     const g = svg('g', { class: 'lifeline lane-' + l.role, data: { role: l.role, lane: l.index } });
     g.appendChild(svg('line', { x1: cx, y1: HEAD_H - 6, x2: cx, y2: height - 8, class: 'life' }));
-    g.appendChild(svg('rect', { x: cx - COL_W / 2 + 12, y: 6, width: COL_W - 24, height: HEAD_H - 14, rx: 5, class: 'head' }));
+    const boxW = Math.min(COL_W - 12, 180);
+    g.appendChild(svg('rect', { x: cx - boxW / 2, y: 6, width: boxW, height: HEAD_H - 14, rx: 5, class: 'head' }));
     g.appendChild(svg('text', { x: cx, y: 23, 'text-anchor': 'middle', class: 'head-role', text: l.label }));
-    g.appendChild(svg('text', { x: cx, y: 38, 'text-anchor': 'middle', class: 'head-host', text: trunc(l.host, Math.floor((COL_W - 30) / 6.1)) }));
+    g.appendChild(svg('text', { x: cx, y: 38, 'text-anchor': 'middle', class: 'head-host', text: trunc(l.host, Math.floor((boxW - 6) / 5.75)) }));
     g.appendChild(svg('title', { text: `${l.label} ${l.host}` }));
     root.appendChild(g);
   }
