@@ -121,6 +121,10 @@ func (b *Bus) Subscribe(after uint64, queue int, filter func(*Event) bool) (s *S
 	s = &Sub{C: c, c: c, bus: b, filter: filter}
 	b.subs[s] = struct{}{}
 	complete = true
+	if after > b.n {
+		// The client knows events this bus never published: the process restarted under it.
+		return s, nil, false
+	}
 	if after > 0 && after < b.n {
 		oldest := uint64(1)
 		if b.n > uint64(len(b.ring)) {

@@ -63,6 +63,10 @@ func TestBusCatchUpFromSequence(t *testing.T) {
 	if !complete || len(backlog) != 8 {
 		t.Fatalf("resume at the ring's edge: complete=%v len=%d", complete, len(backlog))
 	}
+	// A sequence number from the future means the server restarted: resync.
+	if _, _, complete = b.Subscribe(99, 10, nil); complete {
+		t.Fatal("resuming after a sequence the bus never reached must report incomplete")
+	}
 	// A filter applies to the backlog and to live events.
 	s, backlog, _ := b.Subscribe(16, 10, func(e *Event) bool { return e.FlowID%2 == 0 })
 	if len(backlog) != 2 {

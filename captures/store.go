@@ -26,7 +26,7 @@ type Store struct {
 // StoreOptions bound the store.
 type StoreOptions struct {
 	MaxFlows int   // default 20,000
-	MaxBytes int64 // memory held by flows (bodies and an estimate of the rest), default 32 MiB
+	MaxBytes int64 // memory held by flows (bodies and an estimate of the rest), default 24 MiB
 }
 
 // NewStore returns a store publishing on bus.
@@ -35,7 +35,7 @@ func NewStore(o StoreOptions, bus *Bus) *Store {
 		o.MaxFlows = 20_000
 	}
 	if o.MaxBytes <= 0 {
-		o.MaxBytes = 32 << 20
+		o.MaxBytes = 24 << 20
 	}
 	return &Store{maxFlows: o.MaxFlows, maxBytes: o.MaxBytes, flows: make([]*Flow, o.MaxFlows),
 		byID: map[uint64]*Flow{}, sums: map[uint64]*Summary{}, bus: bus}

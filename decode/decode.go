@@ -179,17 +179,25 @@ func (dec *Decoder) decode(body []byte, h Hint, depth int) (m *Message) {
 	doc, err := ParseXML(body, dec.Limits)
 	if err != nil {
 		se, _ := err.(*SyntaxError)
+		var f Finding
 		switch {
 		case se != nil && se.Limit:
 			m.Reason = "decode limit: " + se.Msg
-			m.Add(RuleLimit.At("", "%s; the body passes through undecoded", se.Error()))
+			f = RuleLimit.At("", "%s; the body passes through undecoded", se.Error())
 		case se != nil && se.DTD:
 			m.Reason = "DTD refused"
-			m.Add(RuleDTD.At("", "%s", se.Error()))
+			f = RuleDTD.At("", "%s", se.Error())
 		default:
 			m.Reason = "malformed XML: " + err.Error()
-			m.Add(RuleMalformed.At("", "%s", err.Error()))
+			f = RuleMalformed.At("", "%s", err.Error())
 		}
+		// An HTML page or other non-XML content passing through the proxy is no broken DRM
+		// message; it is an error only when its label (or the lack of one) says XML or DRM.
+		if mt != "" && !claimsDRM && !strings.Contains(mt, "xml") {
+			f.Severity = SevInfo
+			f.Message = fmt.Sprintf("%s body, not a DRM message (%s)", mt, f.Message)
+		}
+		m.Add(f)
 		return m
 	}
 	m.Doc, m.Root = doc, doc.Root

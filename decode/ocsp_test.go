@@ -79,3 +79,15 @@ func keyID() *decode.Node {
 	return decode.El("keyIdentifier", decode.NS("xsi", decode.NSXSI), decode.A("algorithm", decode.AlgSHA1), decode.A("xsi:type", "roap:X509SPKIHash"),
 		decode.El("hash", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="))
 }
+
+func TestNonXMLContentIsNotAnError(t *testing.T) {
+	page := []byte("<!DOCTYPE html><html><body><p>hello<br></body></html>")
+	if m := decode.Decode(page, decode.Hint{ContentType: "text/html; charset=utf-8"}); m.Worst() != decode.SevInfo || m.Kind != "unknown" {
+		t.Fatalf("an HTML page: %+v", m.Findings)
+	}
+	for _, ct := range []string{"", "application/xml", decode.MIMEPDU} {
+		if m := decode.Decode(page, decode.Hint{ContentType: ct}); m.Worst() != decode.SevError {
+			t.Fatalf("content type %q: the same bytes must be an error: %+v", ct, m.Findings)
+		}
+	}
+}

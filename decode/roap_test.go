@@ -813,10 +813,10 @@ var rtVectorsDir = filepath.Join("..", "..", "shared", "vectors")
 
 // rtVectorExpect says what one vector must decode to beyond its kind, which the file name gives.
 type rtVectorExpect struct {
-	kind, variant, status string
-	ids                   map[string]string
-	rules                 []string // findings that must be present
-	clean                 bool     // no error findings
+	variant, status string
+	ids             map[string]string
+	rules           []string // findings that must be present
+	clean           bool     // no error findings
 }
 
 // rtVectorKind derives the expected kind and variant from a vector's file name.

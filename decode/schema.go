@@ -169,47 +169,48 @@ func pick(r *Rule, def Rule) Rule {
 
 // checkValue checks the lexical form of one field and records what it carries.
 func (d *state) checkValue(m *Message, n *Node, sp ElemSpec) {
-	path := PathOf(n)
+	// The path is built only when something is reported: most fields are fine.
+	path := func() string { return PathOf(n) }
 	txt := n.TextContent()
 	switch sp.Type {
 	case VString, VDomainID:
 		if txt == "" {
-			m.Add(pick(sp.Value, RuleEmpty).At(path, "<%s> is empty", n.Local))
+			m.Add(pick(sp.Value, RuleEmpty).At(path(), "<%s> is empty", n.Local))
 		}
 	case VBase64:
 		if _, err := DecodeBase64(txt); err != nil || txt == "" {
-			m.Add(pick(sp.Value, RuleBase64).At(path, "<%s> is not base64: %s", n.Local, b64Err(txt, err)))
+			m.Add(pick(sp.Value, RuleBase64).At(path(), "<%s> is not base64: %s", n.Local, b64Err(txt, err)))
 		}
 	case VNonce:
 		b, err := DecodeBase64(txt)
 		if err != nil || txt == "" {
-			m.Add(pick(sp.Value, RuleBase64).At(path, "nonce <%s> is not base64: %s", n.Local, b64Err(txt, err)))
+			m.Add(pick(sp.Value, RuleBase64).At(path(), "nonce <%s> is not base64: %s", n.Local, b64Err(txt, err)))
 		} else if len(b) < 14 {
-			m.Add(RuleNonceLen.At(path, "nonce is %d octets; at least 14 expected", len(b)))
+			m.Add(RuleNonceLen.At(path(), "nonce is %d octets; at least 14 expected", len(b)))
 		}
 	case VDateTime:
 		if _, exact, err := ParseDateTime(txt); err != nil {
-			m.Add(pick(sp.Value, RuleDateTime).At(path, "<%s> value %q is not an xs:dateTime", n.Local, clip(txt, 40)))
+			m.Add(pick(sp.Value, RuleDateTime).At(path(), "<%s> value %q is not an xs:dateTime", n.Local, clip(txt, 40)))
 		} else if !exact {
-			m.Add(RuleDateTimeZone.At(path, "<%s> value %q is not in the form YYYY-MM-DDThh:mm:ssZ", n.Local, txt))
+			m.Add(RuleDateTimeZone.At(path(), "<%s> value %q is not in the form YYYY-MM-DDThh:mm:ssZ", n.Local, txt))
 		}
 	case VAnyURI:
 		if !IsAnyURI(txt) {
-			m.Add(pick(sp.Value, RuleAnyURI).At(path, "<%s> value %q is not a URI", n.Local, clip(txt, 60)))
+			m.Add(pick(sp.Value, RuleAnyURI).At(path(), "<%s> value %q is not a URI", n.Local, clip(txt, 60)))
 		}
 	case VInteger:
 		if !IsInteger(txt) {
-			m.Add(pick(sp.Value, RuleInteger).At(path, "<%s> value %q is not an integer", n.Local, clip(txt, 40)))
+			m.Add(pick(sp.Value, RuleInteger).At(path(), "<%s> value %q is not an integer", n.Local, clip(txt, 40)))
 		}
 	case VNCName:
 		if !IsNCName(txt) {
-			m.Add(pick(sp.Value, RuleNCName).At(path, "<%s> value %q is not an NCName (xs:ID)", n.Local, clip(txt, 40)))
+			m.Add(pick(sp.Value, RuleNCName).At(path(), "<%s> value %q is not an NCName (xs:ID)", n.Local, clip(txt, 40)))
 		}
 	case VBoolean:
 		switch txt {
 		case "true", "false", "1", "0":
 		default:
-			m.Add(pick(sp.Value, RuleBoolean).At(path, "<%s> value %q is not a boolean", n.Local, clip(txt, 40)))
+			m.Add(pick(sp.Value, RuleBoolean).At(path(), "<%s> value %q is not a boolean", n.Local, clip(txt, 40)))
 		}
 	case VIdentifier:
 		d.identifier(m, n)

@@ -185,6 +185,11 @@ func readUpTo(r io.Reader, declared, max int64) ([]byte, bool, error) {
 	if int64(len(b)) > max {
 		return b, true, err
 	}
+	// The flow keeps this slice for as long as it is stored; ReadAll's spare capacity (up to
+	// half the buffer) would be kept with it.
+	if cap(b)-len(b) > len(b)/8 {
+		b = bytes.Clone(b)
+	}
 	return b, false, err
 }
 

@@ -123,7 +123,6 @@ type riDevice struct {
 	noOCSP   bool
 	lastTDID string
 	latest   *tokenDelivery // the latest delivery with a reporting URL
-	reported bool
 }
 
 type pushItem struct {

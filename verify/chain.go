@@ -18,12 +18,11 @@ import (
 
 // OMA key purposes (sce-token §4, OMNA registry).
 var (
-	OIDRightsIssuer   = asn1.ObjectIdentifier{2, 23, 43, 6, 1, 1}
-	OIDDRMAgent       = asn1.ObjectIdentifier{2, 23, 43, 6, 1, 2}
-	OIDSCEDRMAgent    = asn1.ObjectIdentifier{2, 23, 43, 6, 1, 4}
-	OIDDEALocal       = asn1.ObjectIdentifier{2, 23, 43, 6, 1, 10}
-	OIDDEANetwork     = asn1.ObjectIdentifier{2, 23, 43, 6, 1, 11}
-	oidOMAKeyPurposes = asn1.ObjectIdentifier{2, 23, 43, 6, 1}
+	OIDRightsIssuer = asn1.ObjectIdentifier{2, 23, 43, 6, 1, 1}
+	OIDDRMAgent     = asn1.ObjectIdentifier{2, 23, 43, 6, 1, 2}
+	OIDSCEDRMAgent  = asn1.ObjectIdentifier{2, 23, 43, 6, 1, 4}
+	OIDDEALocal     = asn1.ObjectIdentifier{2, 23, 43, 6, 1, 10}
+	OIDDEANetwork   = asn1.ObjectIdentifier{2, 23, 43, 6, 1, 11}
 )
 
 // maxChainLen bounds the path the walker builds (message certificates plus completions).

@@ -275,14 +275,6 @@ func decHint(b []byte, answers string, pushed bool) *decode.Message {
 	return decode.Decode(b, decode.Hint{Answers: answers, Pushed: pushed})
 }
 
-func ids(fs []decode.Finding) string {
-	var s []string
-	for _, f := range fs {
-		s = append(s, string(f.Severity[0])+":"+f.Rule)
-	}
-	return strings.Join(s, " ")
-}
-
 func dump(fs []decode.Finding) string {
 	var b strings.Builder
 	for _, f := range fs {

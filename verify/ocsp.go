@@ -369,7 +369,6 @@ type ocspInput struct {
 	at        time.Time
 	nonce     []byte // device nonce (registration), checked when wantNonce
 	wantNonce bool
-	noncePath string
 }
 
 // ocspVerdict summarizes judgeOCSP.

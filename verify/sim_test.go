@@ -33,10 +33,9 @@ type tap struct {
 }
 
 type seenMsg struct {
-	kind     string
-	scenario string
-	res      Result
-	decode   []decode.Finding
+	kind   string
+	res    Result
+	decode []decode.Finding
 }
 
 func legOf(path string) Leg {
