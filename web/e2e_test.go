@@ -111,7 +111,7 @@ func TestBrowserUI(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
-	big := captures.NewStore(captures.StoreOptions{MaxFlows: 60_000, MaxBytes: 256 << 20}, captures.NewBus(1024))
+	big := captures.NewStore(captures.StoreOptions{MaxFlows: 60_000, MaxBytes: 1 << 30}, captures.NewBus(1024))
 	fillStore(big, 50_000)
 
 	liveURL, bigURL := serveUI(t, live), serveUI(t, big)
