@@ -78,8 +78,8 @@ func TestBrowserUIOverDemo(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("browser tests over the demo failed (%v):\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "pass 5") {
-		t.Fatalf("expected the 5 demo browser tests to pass, not skip:\n%s", out.String())
+	if !strings.Contains(out.String(), "pass 5") && !strings.Contains(out.String(), "pass 6") {
+		t.Fatalf("expected the demo browser tests to pass, not skip:\n%s", out.String())
 	}
 	t.Logf("browser tests over the demo:\n%s", out.String())
 }

@@ -4,7 +4,12 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LIVE_URL, launch, newPage, until, api, flowCount, visibleRows } from './helpers.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 const DEMO = process.env.ROAPPROXY_UI_FEED === 'demo';
 
@@ -133,6 +138,30 @@ describe('UI over roapproxy demo', { skip: !(DEMO && LIVE_URL) && 'needs ROAPPRO
     assert.equal(verdict.imgs, 0, 'no element from the data');
     assert.deepEqual(verdict.csp, []);
     assert.deepEqual(page.problems, []);
+    await page.close();
+  });
+
+  it('takes the screenshot for docs/ui.png', { skip: process.env.ROAPPROXY_SCREENSHOT !== 'demo' && 'set ROAPPROXY_SCREENSHOT=demo' }, async () => {
+    const page = await newPage(browser, LIVE_URL);
+    await until(async () => (await flowCount(page)) > 60, { message: 'a full table', timeout: 40000 });
+    // A proxied user-domain leave: its exchange spans device, RI and DEA.
+    const dev = await until(async () => {
+      const { flows } = await api(LIVE_URL, '/api/flows?kind=leaveDomainRequest&leg=device-ri&domain=ACMEUSERDOM42001');
+      for (const f of flows.reverse()) {
+        if ((await api(LIVE_URL, `/api/related/${f.id}`)).flows.some((r) => r.leg === 'ri-dea')) return f;
+      }
+      return null;
+    }, { message: 'a proxied leave', timeout: 30000 });
+    await page.click('#btn-pause');
+    await page.goto(`${LIVE_URL}/#flow=${dev.id}`);
+    await page.waitForSelector('#detail .tab[data-tab="exchange"]');
+    await page.click('.tab[data-tab="exchange"]');
+    await page.waitForSelector('svg.seq g.msg');
+    await page.mouse.move(0, 0);
+    await page.waitForTimeout(400);
+    const out = join(here, '..', '..', 'docs', 'ui.png');
+    mkdirSync(dirname(out), { recursive: true });
+    await page.screenshot({ path: out });
     await page.close();
   });
 });

@@ -453,7 +453,9 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     await page.close();
   });
 
-  it('takes the screenshot for docs/ui.png', { skip: process.env.ROAPPROXY_SCREENSHOT !== '1' && 'set ROAPPROXY_SCREENSHOT=1' }, async () => {
+  // docs/ui.png shows the real demo (web/e2e/demo.test.mjs); this one, of the synthetic feed,
+  // goes to docs/ui-synthetic.png.
+  it('takes a screenshot of the synthetic feed', { skip: process.env.ROAPPROXY_SCREENSHOT !== '1' && 'set ROAPPROXY_SCREENSHOT=1' }, async () => {
     const page = await newPage(browser, LIVE_URL);
     await until(async () => (await flowCount(page)) > 40, { message: 'a full table', timeout: 30000 });
     await page.click('#btn-pause');
@@ -473,7 +475,7 @@ describe('live UI', { skip: !LIVE_URL && 'ROAPPROXY_UI_URL is not set (run go te
     await page.click('#btn-pause');
     await page.mouse.move(0, 0);
     await page.waitForTimeout(400);
-    const out = join(here, '..', '..', 'docs', 'ui.png');
+    const out = join(here, '..', '..', 'docs', 'ui-synthetic.png');
     mkdirSync(dirname(out), { recursive: true });
     await page.screenshot({ path: out });
     await page.close();

@@ -2,7 +2,7 @@
 // timings), the request and the response (decoded field tree, pretty XML, exact bytes, headers,
 // embedded messages, findings) and the exchange view. All content is built as text nodes.
 
-import { el, clear, verdictBadge, sevBadge, sevClass, sevRank, legClass, fmtDateTime, fmtBytes, fmtMs, preciseTime, svg } from './dom.js';
+import { el, clear, verdictBadge, sevBadge, sevClass, sevRank, legClass, fmtDateTime, fmtBytes, fmtMs, preciseTime, svg, statusOK } from './dom.js';
 import { prettyNode } from './xml.js';
 import { drawExchange } from './seq.js';
 import { shortResponse } from './table.js';
@@ -172,7 +172,7 @@ export class DetailPane {
     row('Upstream', el('span', { class: 'mono', text: f.upstream || '—' }));
     row('Request', el('span', { class: 'mono', text: `${f.method || ''} ${f.url || ''} ${f.proto || ''}` }));
     row('Messages', el('span', { class: 'mono', text: `${s.reqKind || '—'} → ${s.respKind || '—'}${s.variant ? '  (' + s.variant + ')' : ''}` }));
-    row('Status', el('span', { class: 'mono', text: `HTTP ${f.statusCode || '—'}` }), s.status ? el('span', { class: s.status === 'Success' ? 'status-ok mono' : 'status-bad mono', text: `  ${s.status}` }) : null);
+    row('Status', el('span', { class: 'mono', text: `HTTP ${f.statusCode || '—'}` }), s.status ? el('span', { class: statusOK(s.status) ? 'status-ok mono' : 'status-bad mono', text: `  ${s.status}` }) : null);
     row('Verdict', verdictBadge(s.verdict, s.errors, s.warnings));
     if (f.error) row('Error', el('span', { class: 'error-note', text: f.error }));
     if (f.rules && f.rules.length) row('Rules applied', el('span', { class: 'mono', text: f.rules.join(', ') }));
@@ -273,7 +273,7 @@ export class DetailPane {
       info.append(el('span', { class: 'family', text: m.family }), el('span', { class: 'kind big', text: m.kind }));
       if (m.variant) info.append(el('span', { class: 'variant', text: m.variant }));
       if (m.role) info.append(el('span', { class: 'muted', text: `from ${m.role}` }));
-      if (m.status) info.append(el('span', { class: m.status === 'Success' ? 'status-ok' : 'status-bad', text: `status ${m.status}` }));
+      if (m.status) info.append(el('span', { class: statusOK(m.status) ? 'status-ok' : 'status-bad', text: `status ${m.status}` }));
       if (m.reason) info.append(el('span', { class: 'error-note', text: m.reason }));
     } else {
       info.append(el('span', { class: 'muted', text: h.size ? 'Not decoded' : 'No body' }));
@@ -358,7 +358,7 @@ export class DetailPane {
       el('span', { class: 'muted', text: 'Embedded' }),
       el('span', { class: 'family', text: n.family }), el('span', { class: 'kind big', text: n.kind }),
       n.role ? el('span', { class: 'muted', text: `from ${n.role}` }) : null,
-      n.status ? el('span', { class: n.status === 'Success' ? 'status-ok' : 'status-bad', text: `status ${n.status}` }) : null));
+      n.status ? el('span', { class: statusOK(n.status) ? 'status-ok' : 'status-bad', text: `status ${n.status}` }) : null));
     card.append(el('div', { class: 'nested-at muted' }, 'decoded from ', el('span', { class: 'mono', text: n.nestedPath || '?' })));
     if (n.reason) card.append(el('p', { class: 'error-note', text: n.reason }));
     const fs = (n.findings || []).map((f) => ({ f, scope }));
@@ -435,7 +435,7 @@ export class DetailPane {
         el('td', {}, el('span', { class: 'leg ' + legClass(f.leg), text: f.leg })),
         el('td', { class: 'mono kinds' }, el('span', { text: `${f.reqKind || f.method || ''} →` }), ' ',
           el('span', { text: shortResponse(f.reqKind, f.respKind) || (f.statusCode ? `HTTP ${f.statusCode}` : '—') })),
-        el('td', { class: 'mono st ' + (f.status && f.status !== 'Success' ? 'status-bad' : 'status-ok'), text: f.status || (f.error ? 'failed' : '') }),
+        el('td', { class: 'mono st ' + (f.status && !statusOK(f.status) ? 'status-bad' : 'status-ok'), text: f.status || (f.error ? 'failed' : '') }),
         el('td', {}, verdictBadge(f.verdict, f.errors, f.warnings))));
     }
     t.append(tb);

@@ -79,6 +79,9 @@ export const $ = (sel, root = document) => root.querySelector(sel);
 // Severity, leg and verdict names map to CSS classes through these tables only.
 const SEV = { error: 'sev-error', warning: 'sev-warning', info: 'sev-info' };
 export const sevClass = (s) => SEV[s] || 'sev-ok';
+// statusOK says whether a protocol status means success: ROAP and SCE say "Success", an OCSP
+// responder "successful".
+export const statusOK = (s) => s === 'Success' || s === 'successful';
 export const sevRank = (s) => ({ error: 3, warning: 2, info: 1 })[s] || 0;
 
 export const LEGS = ['device-ri', 'ri-dea', 'dea-ri', 'ocsp', 'other'];

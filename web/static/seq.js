@@ -3,7 +3,7 @@
 // every flow contributes a request arrow at the time the proxy received it and a response arrow
 // at the time it completed, so nested exchanges (RI → DEA inside device → RI) read in order.
 
-import { svg, el, sevClass, preciseTime, fmtMs } from './dom.js';
+import { svg, el, sevClass, preciseTime, fmtMs, statusOK } from './dom.js';
 
 const MARGIN = 10;
 const HEAD_H = 52;
@@ -155,7 +155,7 @@ export function drawExchange(related, selectedId, width = 640) {
       ? [`#${f.id}`, f.method, f.path, status].filter(Boolean).join(' ')
       : [`#${f.id}`, status, fmtMs(f.durationMs)].filter(Boolean).join('  ');
     const metaMax = Math.floor((room - 10) / META_W);
-    g.appendChild(svg('text', { x: Math.max(MARGIN + Math.min(meta.length, metaMax) * META_W / 2, Math.min(width - MARGIN - Math.min(meta.length, metaMax) * META_W / 2, left + span / 2)), y: y + 14, 'text-anchor': 'middle', class: 'meta ' + (dir === 'resp' && ((f.status && f.status !== 'Success') || failed) ? 'bad' : ''), text: trunc(meta, metaMax) }));
+    g.appendChild(svg('text', { x: Math.max(MARGIN + Math.min(meta.length, metaMax) * META_W / 2, Math.min(width - MARGIN - Math.min(meta.length, metaMax) * META_W / 2, left + span / 2)), y: y + 14, 'text-anchor': 'middle', class: 'meta ' + (dir === 'resp' && ((f.status && !statusOK(f.status)) || failed) ? 'bad' : ''), text: trunc(meta, metaMax) }));
     g.appendChild(svg('title', { text: `#${f.id} ${dir === 'req' ? 'request' : 'response'}: ${kind}${status ? ' · ' + status : ''} · verdict ${f.verdict || 'ok'} (${f.errors} errors, ${f.warnings} warnings)` }));
     root.appendChild(g);
   });

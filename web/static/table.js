@@ -2,7 +2,7 @@
 // margin) exist in the DOM; they are reused as the view scrolls, filled with textContent, and
 // rendered at most once per animation frame. Clicks are handled by one delegated listener.
 
-import { el, clear, verdictBadge, legClass, fmtTime, fmtBytes, fmtMs } from './dom.js';
+import { el, clear, verdictBadge, legClass, fmtTime, fmtBytes, fmtMs, statusOK } from './dom.js';
 
 const OVERSCAN = 8;
 
@@ -193,7 +193,7 @@ export class FlowTable {
 
     clear(c.status);
     if (s.error) c.status.append(el('span', { class: 'status-fail', text: '✕ failed', title: s.error }));
-    else if (s.status) c.status.append(el('span', { class: s.status === 'Success' ? 'status-ok' : 'status-bad', text: s.status }));
+    else if (s.status) c.status.append(el('span', { class: statusOK(s.status) ? 'status-ok' : 'status-bad', text: s.status }));
     if (!s.error && (s.statusCode !== 200 || !s.status)) {
       c.status.append(el('span', { class: s.statusCode >= 400 || !s.statusCode ? 'http http-bad' : 'http', text: s.statusCode ? `HTTP ${s.statusCode}` : '' }));
     }
