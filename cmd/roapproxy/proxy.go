@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,7 @@ type proxyOptions struct {
 	UpstreamInsecure bool          `json:"upstreamInsecure"`
 	UpstreamCA       string        `json:"upstreamCA"`
 	MaxFlows         int           `json:"maxFlows"`
+	MemoryLimit      int64         `json:"memoryLimit"`
 	configFile       string
 }
 
@@ -81,6 +83,7 @@ func (o *proxyOptions) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.UpstreamInsecure, "upstream-insecure", false, "accept any upstream TLS certificate (test RIs)")
 	fs.StringVar(&o.UpstreamCA, "upstream-ca", "", "PEM `file` of CAs trusted for upstream TLS (instead of the system roots)")
 	fs.IntVar(&o.MaxFlows, "max-flows", 20000, "flows kept in memory")
+	fs.Int64Var(&o.MemoryLimit, "memory-limit", 80<<20, "soft limit in `bytes` for the Go heap, so memory stays flat under sustained load (0: the runtime's defaults; GOMEMLIMIT in the environment wins)")
 	fs.StringVar(&o.configFile, "config", "", "JSON config `file` with the same settings (flags given on the command line win)")
 }
 
@@ -135,6 +138,12 @@ type running struct {
 // runs), then serves them until ctx is cancelled.
 func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) (*running, error) {
 	r := &running{Reverse: map[string]string{}, errs: make(chan error, 8)}
+	// The capture store and the caches are bounded well below this; the limit makes the
+	// collector work harder as the heap nears it instead of letting a busy proxy double its
+	// footprint between collections. An operator's GOMEMLIMIT wins.
+	if o.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(o.MemoryLimit)
+	}
 	r.Store = captures.NewStore(captures.StoreOptions{MaxFlows: o.MaxFlows}, captures.NewBus(8192))
 	if o.Record != "" {
 		f, err := os.OpenFile(o.Record, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
