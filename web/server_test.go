@@ -154,14 +154,30 @@ type msg struct {
 	Reason   string             `json:"reason"`
 	FlowID   uint64             `json:"flowId"`
 	Findings []decode.Finding   `json:"findings"`
+	Events   []msg              `json:"events"`
 }
 
+// pendingEvents holds the rest of a batch frame, per connection, for read.
+var pendingEvents = map[*websocket.Conn][]msg{}
+
+// read returns the next message, unpacking batch frames into their events.
 func read(t *testing.T, c *websocket.Conn) msg {
 	t.Helper()
+	if q := pendingEvents[c]; len(q) > 0 {
+		pendingEvents[c] = q[1:]
+		return q[0]
+	}
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var m msg
 	if err := c.ReadJSON(&m); err != nil {
 		t.Fatal(err)
+	}
+	if m.Type == "batch" {
+		if len(m.Events) < 2 {
+			t.Fatalf("a batch frame carries %d events; single events go alone", len(m.Events))
+		}
+		pendingEvents[c] = m.Events[1:]
+		return m.Events[0]
 	}
 	return m
 }
@@ -279,4 +295,43 @@ func TestSlowReaderIsResyncedWithoutSlowingPublishers(t *testing.T) {
 		}
 		return
 	}
+}
+
+func TestStreamBatchesQueuedEventsInOrder(t *testing.T) {
+	store := captures.NewStore(captures.StoreOptions{}, captures.NewBus(4096))
+	srv := httptest.NewServer(New(Options{Store: store, StreamQueue: 1024}))
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(srv, "?since=0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var snap msg
+	c.ReadJSON(&snap)
+	for i := 0; i < 500; i++ {
+		addFlow(store, i)
+	}
+	frames, next := 0, uint64(1)
+	for next <= 500 {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var m msg
+		if err := c.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		frames++
+		events := []msg{m}
+		if m.Type == "batch" {
+			events = m.Events
+		}
+		for _, e := range events {
+			if e.Type != "flow" || e.Seq != next {
+				t.Fatalf("event %+v, want flow seq %d", e, next)
+			}
+			next++
+		}
+	}
+	if frames >= 500 {
+		t.Fatalf("500 queued events took %d frames; queued events must share frames", frames)
+	}
+	t.Logf("500 events in %d frames", frames)
 }

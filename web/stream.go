@@ -17,6 +17,12 @@ import (
 //	{"type":"findings","seq":S,"flowId":ID,"findings":[…]}        late findings for a flow
 //	{"type":"clear","seq":S}                                      the store was cleared
 //	{"type":"resync","reason":"…"}                                followed by a fresh snapshot
+//	{"type":"batch","events":[…]}                                 several of the numbered events
+//	                                                              above, in order, in one frame
+//
+// Events queued while a frame is being written go out together as one batch: at thousands of
+// flows per second a frame, a JSON encoding call and a parse in the browser per event would cost
+// more than the events themselves.
 //
 // A client connects to /api/stream?since=S (the last seq it saw; 0 for a snapshot) plus the
 // filter parameters of /api/flows. If the server still holds every event after S it sends just
@@ -36,6 +42,31 @@ type snapshotMsg struct {
 	Flows []captures.Summary `json:"flows"`
 	Total int                `json:"total"`
 	Last  uint64             `json:"lastSeq"`
+}
+
+type batchMsg struct {
+	Type   string           `json:"type"`
+	Events []captures.Event `json:"events"`
+}
+
+// maxBatch bounds one frame (a summary is a few hundred bytes of JSON).
+const maxBatch = 256
+
+// drainInto appends the events already queued on c (without waiting) to batch, up to maxBatch.
+// closed reports that c was closed: the subscription was cut off.
+func drainInto(batch []captures.Event, c <-chan captures.Event) (_ []captures.Event, closed bool) {
+	for len(batch) < maxBatch {
+		select {
+		case e, ok := <-c:
+			if !ok {
+				return batch, true
+			}
+			batch = append(batch, e)
+		default:
+			return batch, false
+		}
+	}
+	return batch, false
 }
 
 type resyncMsg struct {
@@ -109,9 +140,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 					lagged = sub.Lagged()
 					break loop
 				}
-				if !send(e) {
+				batch, closed := drainInto([]captures.Event{e}, sub.C)
+				var msg any = batch[0]
+				if len(batch) > 1 {
+					msg = batchMsg{Type: "batch", Events: batch}
+				}
+				if !send(msg) {
 					sub.Close()
 					return
+				}
+				if closed {
+					lagged = sub.Lagged()
+					break loop
 				}
 			}
 		}

@@ -247,7 +247,12 @@ function connect() {
     } catch {
       return;
     }
-    if (msg && typeof msg === 'object') onEvent(msg);
+    if (!msg || typeof msg !== 'object') return;
+    if (msg.type === 'batch' && Array.isArray(msg.events)) {
+      for (const ev of msg.events) if (ev && typeof ev === 'object') onEvent(ev);
+      return;
+    }
+    onEvent(msg);
   };
   ws.onclose = () => {
     if (gen !== state.wsGen) return;
