@@ -459,24 +459,35 @@ func (a *Agent) acquire(ctx context.Context, base string, roIDs []string, trig s
 	if err != nil {
 		return nil, err
 	}
+	root, err := a.exchange(ctx, c, sent, "roResponse", req.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	return a.installROs(root, c.id)
+}
+
+// exchange posts a signed request to the RI and returns the response's root once it is known to
+// be a Success answer of the expected kind to this request: deviceID and nonce echoed, and the
+// RI's signature, chain and OCSP verified.
+func (a *Agent) exchange(ctx context.Context, c *agentRI, sent []byte, kind, nonce string) (*d.Node, error) {
 	resp, err := a.roap(ctx, c.base+"/roap", sent)
 	if err != nil {
 		return nil, err
 	}
-	root, err := parseMsg(resp, "roResponse")
+	root, err := parseMsg(resp, kind)
 	if err != nil {
 		return nil, err
 	}
 	if st := status(root); st != StatusSuccess {
-		return nil, &StatusError{"roResponse", st}
+		return nil, &StatusError{kind, st}
 	}
-	if err := a.checkEcho(root, req.Nonce); err != nil {
-		return nil, fmt.Errorf("sim: roResponse: %w", err)
+	if err := a.checkEcho(root, nonce); err != nil {
+		return nil, fmt.Errorf("sim: %s: %w", kind, err)
 	}
 	if err := a.verifyRI(resp, root, c, c.id, nil, false); err != nil {
-		return nil, fmt.Errorf("sim: roResponse: %w", err)
+		return nil, fmt.Errorf("sim: %s: %w", kind, err)
 	}
-	return a.installROs(root, c.id)
+	return root, nil
 }
 
 // installROs unwraps and checks every protected RO of a verified roResponse.
@@ -566,22 +577,9 @@ func (a *Agent) join(ctx context.Context, base, domainID, trig string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.roap(ctx, c.base+"/roap", sent)
+	root, err := a.exchange(ctx, c, sent, "joinDomainResponse", req.Nonce)
 	if err != nil {
 		return err
-	}
-	root, err := parseMsg(resp, "joinDomainResponse")
-	if err != nil {
-		return err
-	}
-	if st := status(root); st != StatusSuccess {
-		return &StatusError{"joinDomainResponse", st}
-	}
-	if err := a.checkEcho(root, req.Nonce); err != nil {
-		return fmt.Errorf("sim: joinDomainResponse: %w", err)
-	}
-	if err := a.verifyRI(resp, root, c, c.id, nil, false); err != nil {
-		return fmt.Errorf("sim: joinDomainResponse: %w", err)
 	}
 	dk := root.Find("domainInfo/domainKey")
 	if dk == nil {
@@ -706,22 +704,8 @@ func (a *Agent) meter(ctx context.Context, base, trig string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.roap(ctx, c.base+"/roap", sent)
-	if err != nil {
+	if _, err := a.exchange(ctx, c, sent, "meteringReportResponse", req.Nonce); err != nil {
 		return err
-	}
-	root, err := parseMsg(resp, "meteringReportResponse")
-	if err != nil {
-		return err
-	}
-	if st := status(root); st != StatusSuccess {
-		return &StatusError{"meteringReportResponse", st}
-	}
-	if err := a.checkEcho(root, req.Nonce); err != nil {
-		return fmt.Errorf("sim: meteringReportResponse: %w", err)
-	}
-	if err := a.verifyRI(resp, root, c, c.id, nil, false); err != nil {
-		return fmt.Errorf("sim: meteringReportResponse: %w", err)
 	}
 	a.logf("metering report accepted by %s", c.id)
 	return nil
