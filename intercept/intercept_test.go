@@ -409,3 +409,44 @@ func TestBodilessPollTakesTheLegItsHostServes(t *testing.T) {
 		t.Fatalf("a poll to a host known to serve ROAP is leg %q, want device-ri", l)
 	}
 }
+
+func TestBodiesAboveTheLimitStreamThroughUndecoded(t *testing.T) {
+	big := bytes.Repeat([]byte("<x>0123456789</x>"), 4096) // 68 KiB
+	var got []byte
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+		w.Write(big)
+	}))
+	defer up.Close()
+	store := captures.NewStore(captures.StoreOptions{}, captures.NewBus(64))
+	p := NewPipeline(Config{Store: store, MaxBody: 1024})
+	defer p.Close()
+	target, _ := url.Parse(up.URL)
+	rev := httptest.NewServer(NewReverse(p, target))
+	defer rev.Close()
+	resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(got, big) || !bytes.Equal(back, big) || resp.ContentLength != int64(len(big)) {
+		t.Fatalf("bodies altered: upstream got %d bytes, client got %d (Content-Length %d), want %d", len(got), len(back), resp.ContentLength, len(big))
+	}
+	waitFlows(t, store, 1)
+	f := store.Snapshot()[0]
+	if !f.Request.Truncated || !f.Response.Truncated || len(f.Request.Body) != 1024 || f.Request.Message != nil || f.Response.Message != nil {
+		t.Fatalf("large bodies must be kept as a prefix and not decoded: %+v", f.Request)
+	}
+	n := 0
+	for _, x := range f.Findings {
+		if x.Rule == RuleBodyLimit.ID && x.Severity == decode.SevInfo {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("want a PROXY-BODY-LIMIT info finding per body: %+v", f.Findings)
+	}
+}
