@@ -121,3 +121,13 @@ var (
 	RuleTrgDirection  = rule("DOM-7.6.1-DIRECTION", sevW, "seed 000 §7.6; sce-token §9 #40", "The Proxy Leave User Domain drmTrigger flows only DEA -> RI; seen on a device connection it is misrouted")
 	RuleTrigFollows   = rule("DOM-7.6.2-ROAP-TRIGGER-FOLLOWS", sevW, "seed 000 §7.6.2; sce-token §9 #41", "After a drmTrigger rdpProxyLeaveUserDomain the RI sends each listed device a ROAP leaveDomain (or extended) trigger for that domain within the configured window")
 )
+
+// Token reporting across messages (seed 001, Tracker). The reporting terms of a delivery bind the
+// device's next report and the RI's next deliveries; these rules follow them per device and RI.
+var (
+	RuleNoReportTiming = rule("XBS-9.2.3-NOREPORT-TIMING", sevW, "seed 001 §9.2.3 (Figure 3); sce-token §9 #57", "NoTokenConsumptionReport is plausible only after the latestTokenConsumptionTime of an earlier delivery with a tokenReportingURL to that device, with no report from the device seen since")
+	RuleReportRouting  = rule("XBS-9.2.3-REPORT-ROUTING", sevW, "seed 001 §9.2.3; sce-token §9 #69", "A tokenConsumptionReport is POSTed to the tokenReportingURL (scheme, host, path) of the last delivery from that RI to the device that carried one")
+	RuleReportTimely   = rule("XBS-9.2.3-REPORT-TIMELINESS", sevI, "seed 001 §9.2.3; sce-token §9 #70", "Each tokenConsumptionReport is classified early (before earliestReportingTime), on time, or late (after latestReportingTime) against the delivery it reports")
+	RuleLTCTAdvance    = rule("XBS-9.2.3-LTCT-ADVANCE", sevW, "seed 001 §9.2.3; sce-token §9 #71", "After an on-time report the answering (or next) delivery with a tokenReportingURL extends latestTokenConsumptionTime beyond the previous one, before that one passes; after an early report it may stay unchanged")
+	RuleFailTerminate  = rule("XBS-9.2.3-FAIL-TERMINATE", sevW, "seed 001 §9.2.3; sce-token §9 #78", "After a non-Success status ends a token run (TokenRequest or TokenConsumptionReport), no later message reuses that run's nonce")
+)

@@ -121,6 +121,42 @@ type regInfo struct {
 type deviceState struct {
 	tdids map[string]time.Time
 	order []string
+
+	// Seed 001 reporting state, each part capped so a device's history stays small.
+	deliveries int            // accepted Success deliveries seen (any RI)
+	reporting  []*reportTerms // accepted deliveries that carried a tokenReportingURL, oldest first
+	failed     map[string]failedRun
+	failedSeq  []string  // failed-run nonces, oldest first
+	advance    *ltctWait // an on-time report still owed an extended latestTokenConsumptionTime
+}
+
+// Per-device caps of the seed 001 reporting state.
+const (
+	maxReportTerms = 8  // deliveries with a reporting URL remembered per device
+	maxFailedRuns  = 32 // failed-run nonces remembered per device
+)
+
+// reportTerms are the reporting terms of one accepted delivery that asked for reports.
+type reportTerms struct {
+	tdid, riID, url        string
+	at                     time.Time // when the delivery was seen
+	earliest, latest, ltct time.Time // zero when absent or unparseable
+	// The last report from the device to this RI seen after this delivery and not refused; prev*
+	// is what a refusal of that report restores.
+	reportedAt, prevReportedAt   time.Time
+	reportNonce, prevReportNonce string
+}
+
+// failedRun is a token run that ended with a non-Success status.
+type failedRun struct {
+	kind, status string
+	at           time.Time
+}
+
+// ltctWait is an on-time report waiting for a delivery that moves the consumption deadline.
+type ltctWait struct {
+	riID, nonce, tdid string
+	reportAt, prev    time.Time
 }
 
 type trigInfo struct {
@@ -653,6 +689,9 @@ func (b *obs) deviceRequest() {
 		// A device leaving the domain shows that the RI's leaveDomain trigger reached it.
 		b.t.satisfyFollows(dom, dev)
 	}
+	if kindIs(m, "tokenRequest", "tokenConsumptionReport") {
+		b.tokenDeviceMessage()
+	}
 	b.remember(b.corr)
 }
 
@@ -683,6 +722,9 @@ func (b *obs) riResponse() {
 	b.corr = e.corr
 	req := e.req
 	if statusOf(m) != "Success" {
+		if kindIs(req, "tokenRequest", "tokenConsumptionReport") {
+			b.tokenFailure(req, statusOf(m)) // a token run ended by another kind of response
+		}
 		return
 	}
 	b.echo(req, "nonce", RuleNonceEcho)
@@ -993,6 +1035,7 @@ func (b *obs) tokenDelivery() {
 		b.add(RuleReportErr.At(b.root()+"/@status", "TokenConsumptionReportError answers %s, not a TokenConsumptionReport", kindOrNothing(req)))
 	}
 	if status != "Success" {
+		b.tokenFailure(req, status)
 		return
 	}
 	if req != nil {
@@ -1017,13 +1060,11 @@ func (b *obs) tokenDelivery() {
 		}
 	}
 	// Replay: a tokenDeliveryID the device already processed.
+	replayed := false
 	if tdid != "" && dev != "" {
-		ds, ok := b.t.devices.get(dev)
-		if !ok {
-			ds = &deviceState{tdids: map[string]time.Time{}}
-			b.t.devices.put(dev, ds)
-		}
+		ds := b.t.tokenDevice(dev)
 		if first, seen := ds.tdids[tdid]; seen {
+			replayed = true
 			b.add(RuleTDIDReplay.At(b.pathOf("tokenDeliveryID"), "tokenDeliveryID %s was already delivered to device %s at %s: the device must discard this response", tdid, short(dev), first.UTC().Format(time.RFC3339)))
 		} else if b.rep == nil || b.rep.sig != fail {
 			ds.tdids[tdid] = b.o.Time
@@ -1033,6 +1074,10 @@ func (b *obs) tokenDelivery() {
 				ds.order = ds.order[1:]
 			}
 		}
+	}
+	// The device discards a replayed or badly signed delivery, so its terms bind nobody.
+	if dev != "" && !replayed && (b.rep == nil || b.rep.sig != fail) {
+		b.tokenAccepted(req, dev, riID, tdid)
 	}
 	if len(ocspOf(m)) == 0 && dev != "" {
 		ri, ok := b.t.regs.get(dev + "|" + riID)
@@ -1057,6 +1102,332 @@ func (b *obs) tokenDelivery() {
 		if !named {
 			b.add(RuleCertChainCond.At(b.root(), "no certificateChain, and no TokenRequest on this exchange named the RI's current key with PeerKeyIdentifier"))
 		}
+	}
+}
+
+// ---- token reporting (seed 001): terms, reports, failed runs ----
+
+// tokenDevice returns the token state of dev, creating it.
+func (t *Tracker) tokenDevice(dev string) *deviceState {
+	ds, ok := t.devices.get(dev)
+	if !ok {
+		ds = &deviceState{tdids: map[string]time.Time{}}
+		t.devices.put(dev, ds)
+	}
+	return ds
+}
+
+// lastTerms returns the newest delivery with a reporting URL from riID ("" or an entry without an
+// RI matches any): reporting is a matter between the device and each RI.
+func (ds *deviceState) lastTerms(riID string) *reportTerms {
+	for i := len(ds.reporting) - 1; i >= 0; i-- {
+		if rt := ds.reporting[i]; riID == "" || rt.riID == "" || rt.riID == riID {
+			return rt
+		}
+	}
+	return nil
+}
+
+func (ds *deviceState) termsOf(tdid, riID string) *reportTerms {
+	if tdid == "" {
+		return nil
+	}
+	for i := len(ds.reporting) - 1; i >= 0; i-- {
+		if rt := ds.reporting[i]; rt.tdid == tdid && (riID == "" || rt.riID == "" || rt.riID == riID) {
+			return rt
+		}
+	}
+	return nil
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// timeField parses a dateTime child of m; zero when absent or malformed (decode reports that).
+func timeField(m *decode.Message, name string) time.Time {
+	v := strings.TrimSpace(childText(m, name))
+	if v == "" {
+		return time.Time{}
+	}
+	t, _, err := decode.ParseDateTime(v)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// tokenRiOf names the RI of a token run: the request's riID, the response's, else the RI known to
+// serve this connection.
+func (b *obs) tokenRiOf(req *decode.Message) string {
+	if ri := idOf(req, "riID"); ri != "" {
+		return ri
+	}
+	if ri := idOf(b.m, "riID"); ri != "" {
+		return ri
+	}
+	ri, _ := b.t.endpoints.get(b.o.Server)
+	return ri
+}
+
+// tokenFailure records a token run that a non-Success response ended (XBS-9.2.3-FAIL-TERMINATE),
+// withdraws a report the RI refused, and judges NoTokenConsumptionReport.
+func (b *obs) tokenFailure(req *decode.Message, status string) {
+	dev := idOf(req, "deviceID")
+	if dev == "" {
+		dev = idOf(b.m, "deviceID") // a faulty failure body may still name it
+	}
+	if dev == "" {
+		dev = b.o.DeviceID
+	}
+	ri := b.tokenRiOf(req)
+	if req != nil && dev != "" {
+		ds := b.t.tokenDevice(dev)
+		if n := nonceOf(req); n != "" {
+			if _, seen := ds.failed[n]; !seen {
+				if ds.failed == nil {
+					ds.failed = map[string]failedRun{}
+				}
+				ds.failedSeq = append(ds.failedSeq, n)
+				if len(ds.failedSeq) > maxFailedRuns {
+					delete(ds.failed, ds.failedSeq[0])
+					ds.failedSeq = ds.failedSeq[1:]
+				}
+			}
+			ds.failed[n] = failedRun{kind: req.Kind, status: status, at: b.o.Time}
+		}
+		if kindIs(req, "tokenConsumptionReport") {
+			b.refuseReport(ds, dev, nonceOf(req))
+		}
+	}
+	if status == "NoTokenConsumptionReport" {
+		b.noReportTiming(dev, ri)
+	}
+}
+
+// refuseReport forgets a report the RI answered with a failure: it did not count as received, and
+// the RI owes no extended deadline for it.
+func (b *obs) refuseReport(ds *deviceState, dev, n string) {
+	if n == "" {
+		return
+	}
+	for _, rt := range ds.reporting {
+		if rt.reportNonce == n {
+			rt.reportedAt, rt.reportNonce = rt.prevReportedAt, rt.prevReportNonce
+			rt.prevReportedAt, rt.prevReportNonce = time.Time{}, ""
+		}
+	}
+	if w := ds.advance; w != nil && w.nonce == n {
+		ds.advance = nil
+		b.t.pending.del("ltct|" + dev + "|" + w.riID)
+	}
+}
+
+// noReportTiming judges NoTokenConsumptionReport (XBS-9.2.3-NOREPORT-TIMING) against the last
+// delivery from the same RI that asked for reports. When the delivery set no
+// latestTokenConsumptionTime its latestReportingTime stands in: a report was overdue all the same.
+func (b *obs) noReportTiming(dev, ri string) {
+	path := b.root() + "/@status"
+	if dev == "" {
+		b.add(RuleNoReportTiming.AtSev(sevI, path, "NoTokenConsumptionReport, but neither the request nor the connection names the device: its reporting history cannot be checked"))
+		return
+	}
+	ds, ok := b.t.devices.get(dev)
+	if !ok || (ds.deliveries == 0 && len(ds.reporting) == 0) {
+		b.add(RuleNoReportTiming.AtSev(sevI, path, "NoTokenConsumptionReport for device %s, whose earlier token deliveries were not captured: whether a report was overdue cannot be judged", short(dev)))
+		return
+	}
+	last := ds.lastTerms(ri)
+	if last == nil {
+		b.add(RuleNoReportTiming.At(path, "NoTokenConsumptionReport, but none of the %d captured deliveries to device %s from RI %s carried a tokenReportingURL: the device owed no report", ds.deliveries, short(dev), orDash(short(ri))))
+		return
+	}
+	var why []string
+	deadline, what := last.ltct, "latestTokenConsumptionTime"
+	if deadline.IsZero() {
+		deadline, what = last.latest, "latestReportingTime (the delivery set no latestTokenConsumptionTime)"
+	}
+	switch {
+	case deadline.IsZero():
+		why = append(why, "that delivery set no latestTokenConsumptionTime or latestReportingTime, so no report could be overdue")
+	case !b.o.Time.After(deadline):
+		why = append(why, "its "+what+" "+stamp(deadline)+" has not passed at "+stamp(b.o.Time))
+	}
+	if !last.reportedAt.IsZero() {
+		why = append(why, "a tokenConsumptionReport from the device to this RI was seen after it, at "+stamp(last.reportedAt))
+	}
+	if len(why) > 0 {
+		b.add(RuleNoReportTiming.At(path, "NoTokenConsumptionReport is implausible against the last delivery with a reporting URL (%s at %s): %s", last.tdid, stamp(last.at), strings.Join(why, "; ")))
+	}
+}
+
+// tokenDeviceMessage applies the token rules to a tokenRequest or tokenConsumptionReport: reuse of
+// a failed run's nonce, and for a report its routing, timeliness and the deadline it earns.
+func (b *obs) tokenDeviceMessage() {
+	m := b.m
+	dev, n, ri := idOf(m, "deviceID"), nonceOf(m), idOf(m, "riID")
+	if dev == "" {
+		return
+	}
+	ds, ok := b.t.devices.get(dev)
+	if !ok {
+		if kindIs(m, "tokenConsumptionReport") {
+			b.add(RuleReportTimely.At(b.root(), "no delivery to device %s with a tokenReportingURL was captured: the report's routing and timeliness cannot be judged", short(dev)))
+		}
+		return
+	}
+	if fr, bad := ds.failed[n]; bad && n != "" {
+		b.add(RuleFailTerminate.At(b.pathOf("nonce"), "nonce %s belongs to the %s run that ended with %s at %s: after a non-Success status both ends must discard the run's nonces, yet this %s reuses it", n, fr.kind, fr.status, stamp(fr.at), m.Kind))
+	}
+	if !kindIs(m, "tokenConsumptionReport") {
+		return
+	}
+	last := ds.lastTerms(ri)
+	if last == nil {
+		b.add(RuleReportTimely.At(b.root(), "no delivery to device %s from RI %s with a tokenReportingURL was captured: the report's routing and timeliness cannot be judged", short(dev), orDash(short(ri))))
+		return
+	}
+	tdid := childText(m, "tokenDeliveryID")
+	named := ds.termsOf(tdid, ri)
+	b.reportRouting(last, named)
+
+	// The window of the delivery the report names, when captured; else the current one.
+	ref, refWhy := named, "the delivery it reports"
+	if ref == nil {
+		ref, refWhy = last, "the last delivery with a reporting URL"
+		if tdid != "" {
+			refWhy += " (its tokenDeliveryID " + tdid + " names no captured delivery)"
+		}
+	}
+	at := b.o.Time
+	class := "on time"
+	switch {
+	case !ref.earliest.IsZero() && at.Before(ref.earliest):
+		class = "early"
+	case !ref.latest.IsZero() && at.After(ref.latest):
+		class = "late"
+	}
+	window := "window " + orDash(stampOrEmpty(ref.earliest)) + " .. " + orDash(stampOrEmpty(ref.latest))
+	extra := ""
+	if !ref.ltct.IsZero() && at.After(ref.ltct) {
+		extra = "; also after its latestTokenConsumptionTime " + stamp(ref.ltct) + ", so the device was blocked"
+	}
+	b.add(RuleReportTimely.At(b.root(), "report at %s is %s against %s, %s (%s)%s", stamp(at), class, refWhy, ref.tdid, window, extra))
+
+	// The report counts as received for the current reporting period until the RI refuses it.
+	last.prevReportedAt, last.prevReportNonce = last.reportedAt, last.reportNonce
+	last.reportedAt, last.reportNonce = at, n
+
+	// An on-time report earns a later consumption deadline; an early one may not (seed 001), and a
+	// late one is the RI's call.
+	key := "ltct|" + dev + "|" + last.riID
+	if w := ds.advance; w != nil {
+		b.t.pending.del("ltct|" + dev + "|" + w.riID)
+		ds.advance = nil
+	}
+	if class != "on time" || last.ltct.IsZero() {
+		return
+	}
+	ds.advance = &ltctWait{riID: last.riID, nonce: n, tdid: ref.tdid, reportAt: at, prev: last.ltct}
+	if last.ltct.After(at) {
+		b.t.addPending(&Pending{Rule: RuleLTCTAdvance.ID, Key: b.corr, DeviceID: dev, RIID: last.riID, Since: at, Deadline: last.ltct}, key)
+	}
+}
+
+func stampOrEmpty(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return stamp(t)
+}
+
+// reportRouting compares the URL the report was POSTed to with the last tokenReportingURL
+// (XBS-9.2.3-REPORT-ROUTING).
+func (b *obs) reportRouting(last, named *reportTerms) {
+	if b.o.URL == "" || last.url == "" {
+		return
+	}
+	diff := urlDiff(b.o.URL, last.url)
+	if diff == "" {
+		return
+	}
+	note := ""
+	if named != nil && named != last && named.url != "" && urlDiff(b.o.URL, named.url) == "" {
+		note = "; it is the URL of the older delivery " + named.tdid + " it reports, but the RI moved reporting since"
+	}
+	b.add(RuleReportRouting.At(b.root(), "report POSTed to %s, but the last delivery with a reporting URL (%s at %s) named %s (%s differ)%s", b.o.URL, last.tdid, stamp(last.at), last.url, diff, note))
+}
+
+// urlDiff names the parts (scheme, host, path) in which the observed URL differs from the wanted
+// one; "" when they agree. Parts either side lacks (a relative URL) are not compared, and default
+// ports are equal to none.
+func urlDiff(observed, want string) string {
+	uo, err1 := url.Parse(observed)
+	uw, err2 := url.Parse(want)
+	if err1 != nil || err2 != nil {
+		if observed == want {
+			return ""
+		}
+		return "the URLs as written"
+	}
+	var d []string
+	if uo.Scheme != "" && uw.Scheme != "" && !strings.EqualFold(uo.Scheme, uw.Scheme) {
+		d = append(d, "scheme")
+	}
+	if uo.Host != "" && uw.Host != "" && !strings.EqualFold(hostPort(uo), hostPort(uw)) {
+		d = append(d, "host")
+	}
+	// "" and "/" are the same path; otherwise paths are case-sensitive.
+	if strings.TrimSuffix(uo.EscapedPath(), "/") != strings.TrimSuffix(uw.EscapedPath(), "/") {
+		d = append(d, "path")
+	}
+	return strings.Join(d, ", ")
+}
+
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		switch strings.ToLower(u.Scheme) {
+		case "https":
+			port = "443"
+		default:
+			port = "80"
+		}
+	}
+	return u.Hostname() + ":" + port
+}
+
+// tokenAccepted records a Success delivery the device accepts: its reporting terms, whether it
+// extends the deadline an on-time report earned (XBS-9.2.3-LTCT-ADVANCE), and a nonce revived
+// from a failed run (XBS-9.2.3-FAIL-TERMINATE).
+func (b *obs) tokenAccepted(req *decode.Message, dev, riID, tdid string) {
+	m := b.m
+	ds := b.t.tokenDevice(dev)
+	ds.deliveries++
+	if n := nonceOf(m); n != "" && req == nil {
+		if fr, bad := ds.failed[n]; bad {
+			b.add(RuleFailTerminate.At(b.pathOf("nonce"), "this delivery answers no request on its exchange, yet carries nonce %s of the %s run that ended with %s at %s: a failed run's nonces must be discarded", n, fr.kind, fr.status, stamp(fr.at)))
+		}
+	}
+	u := strings.TrimSpace(childText(m, "tokenReportingURL"))
+	if u == "" {
+		return // no reporting asked: the deadline in force stays (seed 001, latestTokenConsumptionTime)
+	}
+	rt := &reportTerms{tdid: tdid, riID: riID, url: u, at: b.o.Time,
+		earliest: timeField(m, "earliestReportingTime"), latest: timeField(m, "latestReportingTime"), ltct: timeField(m, "latestTokenConsumptionTime")}
+	if w := ds.advance; w != nil && (w.riID == "" || riID == "" || w.riID == riID) {
+		ds.advance = nil
+		b.t.pending.del("ltct|" + dev + "|" + w.riID)
+		// A delivery without a consumption deadline does not block the device: nothing to extend.
+		if !rt.ltct.IsZero() && !rt.ltct.After(w.prev) {
+			late := ""
+			if b.o.Time.After(w.prev) {
+				late = ", and it arrived only after that deadline had passed"
+			}
+			b.add(RuleLTCTAdvance.At(b.pathOf("latestTokenConsumptionTime"), "the device reported on time at %s (nonce %s), yet this delivery's latestTokenConsumptionTime %s does not extend the previous %s%s: consumption blocks although reports are on time", stamp(w.reportAt), w.nonce, stamp(rt.ltct), stamp(w.prev), late))
+		}
+	}
+	ds.reporting = append(ds.reporting, rt)
+	if len(ds.reporting) > maxReportTerms {
+		ds.reporting = ds.reporting[1:]
 	}
 }
 
@@ -1120,7 +1491,7 @@ func (t *Tracker) satisfyFollows(domain, device string) {
 }
 
 // Tick returns, and forgets, the expectations whose deadline has passed by now, each with the
-// late finding to report (DOM-7.6.2-ROAP-TRIGGER-FOLLOWS, DOM-7.5-FANOUT). The proxy calls it
+// late finding to report (DOM-7.6.2-ROAP-TRIGGER-FOLLOWS, DOM-7.5-FANOUT, XBS-9.2.3-LTCT-ADVANCE). The proxy calls it
 // periodically; inspect calls it once at the end of a capture.
 func (t *Tracker) Tick(now time.Time) []Pending {
 	t.mu.Lock()
@@ -1145,6 +1516,8 @@ func (t *Tracker) Tick(now time.Time) []Pending {
 func lateFinding(p *Pending) decode.Finding {
 	win := p.Deadline.Sub(p.Since)
 	switch p.Rule {
+	case RuleLTCTAdvance.ID:
+		return RuleLTCTAdvance.At("", "device %s reported its token consumption on time at %s, but no delivery with a tokenReportingURL from RI %s extended latestTokenConsumptionTime before it passed at %s: the device has to stop consuming tokens", short(p.DeviceID), p.Since.UTC().Format(time.RFC3339), short(p.RIID), p.Deadline.UTC().Format(time.RFC3339))
 	case RuleFanout.ID:
 		return RuleFanout.At("", "the DEA did not send an rdpProxyLeaveUserDomain trigger for device %s / domain %s to RI %s (which holds a context) within %s of the successful proxy leave at %s", short(p.DeviceID), p.DomainID, short(p.RIID), win, p.Since.UTC().Format(time.RFC3339))
 	default:
