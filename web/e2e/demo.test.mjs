@@ -61,11 +61,13 @@ describe('UI over roapproxy demo', { skip: !(DEMO && LIVE_URL) && 'needs ROAPPRO
     await until(async () => (await flowCount(page)) > 20, { message: 'some traffic', timeout: 20000 });
     const all = await flowCount(page);
     await page.goto(`${LIVE_URL}/#kind=TokenDeliveryResponse`);
-    await until(async () => (await flowCount(page)) > 0, { message: 'token rows' });
+    // The filtered snapshot replaces the table asynchronously: wait for it, not for any rows.
+    await until(async () => {
+      const rows = await visibleRows(page);
+      return rows.length > 0 && rows.every((r) => /TokenDeliveryResponse/.test(r.text));
+    }, { message: 'only token deliveries in the table' });
     const some = await flowCount(page);
     assert.ok(some < all, `the filter narrows the table (${some} of ${all})`);
-    const rows = await visibleRows(page);
-    assert.ok(rows.length > 0 && rows.every((r) => /TokenDeliveryResponse/.test(r.text)), 'only token deliveries are shown');
     assert.deepEqual(page.problems, []);
     await page.close();
   });
