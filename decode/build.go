@@ -55,6 +55,17 @@ func El(qname string, items ...any) *Node {
 	return n
 }
 
+// Append adds element or text children to n, skipping nil ones as El does, so optional fields
+// can be appended without a check at every call site.
+func (n *Node) Append(kids ...*Node) {
+	for _, c := range kids {
+		if c != nil {
+			c.Parent = n
+			n.Children = append(n.Children, c)
+		}
+	}
+}
+
 // Bytes returns the canonical serialization of a built (or parsed) tree.
 func (n *Node) Bytes() []byte {
 	resolveTree(n)

@@ -268,3 +268,12 @@ func TestCryptoMeteringReport(t *testing.T) {
 		t.Errorf("tampered report: status %q", st)
 	}
 }
+
+// Optional fields left empty are left out, never a nil child in the tree.
+func TestHellosWithoutOptionalFields(t *testing.T) {
+	id := "AAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	b := RIHello{Status: StatusSuccess, SessionID: "s1", Version: "1.0", RIID: id, RINonce: "AAAAAAAAAAAAAAAAAAAAAA=="}.Bytes()
+	if m := d.Decode(b, d.Hint{}); m.Kind != "riHello" || m.Worst() == d.SevError || bytes.Contains(b, []byte("serverInfo")) {
+		t.Fatalf("riHello without serverInfo: %s %+v", b, m.Findings)
+	}
+}

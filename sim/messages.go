@@ -244,7 +244,7 @@ func (m RIHello) Bytes() []byte {
 		}
 		n.Children = append(n.Children, ta)
 	}
-	n.Children = append(n.Children, optEl("serverInfo", m.ServerInfo))
+	n.Append(optEl("serverInfo", m.ServerInfo))
 	if e := extensionsEl(peerKeyExt(m.PeerKeyID), flagExt(m.CertificateCaching, "CertificateCaching")); e != nil {
 		n.Children = append(n.Children, e)
 	}
@@ -276,7 +276,7 @@ func (m RegistrationRequest) Build() *d.Node {
 		}
 		n.Children = append(n.Children, ta)
 	}
-	n.Children = append(n.Children, optEl("serverInfo", m.ServerInfo))
+	n.Append(optEl("serverInfo", m.ServerInfo))
 	var details *d.Node
 	if len(m.DeviceDetails) == 3 {
 		details = Extension("DeviceDetails", d.El("manufacturer", m.DeviceDetails[0]),
