@@ -29,7 +29,11 @@ type Timings struct {
 	Received     time.Time `json:"received"`              // request fully read from the client
 	SentUpstream time.Time `json:"sentUpstream,omitzero"` // request handed to the upstream connection
 	FirstByte    time.Time `json:"firstByte,omitzero"`    // upstream response headers arrived
-	Done         time.Time `json:"done,omitzero"`         // response fully written to the client
+	// Responded is when the upstream response was fully read, before it is forwarded. Unlike
+	// Done it is causally ordered across nested exchanges: an RI cannot answer the device before
+	// the proxy has read the DEA's answer it forwards to that RI.
+	Responded time.Time `json:"responded,omitzero"`
+	Done      time.Time `json:"done,omitzero"` // response fully written to the client
 }
 
 // Half is one direction of an exchange.
@@ -105,24 +109,26 @@ func (f *Flow) Verdict() decode.Severity {
 
 // Summary is the row the flow table and the event stream show.
 type Summary struct {
-	ID          uint64            `json:"id"`
-	Time        time.Time         `json:"time"`
-	Leg         Leg               `json:"leg"`
-	Mode        string            `json:"mode"`
-	Client      string            `json:"client"`
-	Method      string            `json:"method"`
-	Host        string            `json:"host"`
-	Path        string            `json:"path"`
-	StatusCode  int               `json:"statusCode"`
-	ReqKind     string            `json:"reqKind,omitempty"`
-	RespKind    string            `json:"respKind,omitempty"`
-	Variant     string            `json:"variant,omitempty"`
-	Status      string            `json:"status,omitempty"` // protocol status (roap:Status)
-	Verdict     decode.Severity   `json:"verdict,omitempty"`
-	Errors      int               `json:"errors"`
-	Warnings    int               `json:"warnings"`
-	Size        int64             `json:"size"`
-	DurationMS  float64           `json:"durationMs"`
+	ID         uint64          `json:"id"`
+	Time       time.Time       `json:"time"`
+	Leg        Leg             `json:"leg"`
+	Mode       string          `json:"mode"`
+	Client     string          `json:"client"`
+	Method     string          `json:"method"`
+	Host       string          `json:"host"`
+	Path       string          `json:"path"`
+	StatusCode int             `json:"statusCode"`
+	ReqKind    string          `json:"reqKind,omitempty"`
+	RespKind   string          `json:"respKind,omitempty"`
+	Variant    string          `json:"variant,omitempty"`
+	Status     string          `json:"status,omitempty"` // protocol status (roap:Status)
+	Verdict    decode.Severity `json:"verdict,omitempty"`
+	Errors     int             `json:"errors"`
+	Warnings   int             `json:"warnings"`
+	Size       int64           `json:"size"`
+	DurationMS float64         `json:"durationMs"`
+	// RespondedMS is Timings.Responded after Time, in milliseconds (0 when no response came).
+	RespondedMS float64           `json:"respondedMs,omitempty"`
 	IDs         map[string]string `json:"ids,omitempty"`
 	Correlation []string          `json:"correlation,omitempty"`
 	Error       string            `json:"error,omitempty"`
@@ -144,6 +150,9 @@ func Summarize(f *Flow) Summary {
 	}
 	if !f.Timings.Done.IsZero() {
 		s.DurationMS = float64(f.Timings.Done.Sub(f.Timings.Received).Microseconds()) / 1000
+	}
+	if !f.Timings.Responded.IsZero() {
+		s.RespondedMS = float64(f.Timings.Responded.Sub(f.Timings.Received).Microseconds()) / 1000
 	}
 	ids := map[string]string{}
 	for _, m := range f.Messages() {

@@ -108,7 +108,7 @@ func TestReverseIsByteExact(t *testing.T) {
 	if f.Response.Message == nil || f.Response.Message.Kind != "leaveDomainResponse" || f.Leg != captures.LegDeviceRI {
 		t.Fatalf("flow not decoded: leg %q, response %+v", f.Leg, f.Response.Message)
 	}
-	if f.Timings.Received.IsZero() || f.Timings.FirstByte.Before(f.Timings.SentUpstream) || f.Timings.Done.Before(f.Timings.FirstByte) {
+	if f.Timings.Received.IsZero() || f.Timings.FirstByte.Before(f.Timings.SentUpstream) || f.Timings.Responded.Before(f.Timings.FirstByte) || f.Timings.Done.Before(f.Timings.Responded) {
 		t.Fatalf("timings out of order: %+v", f.Timings)
 	}
 }

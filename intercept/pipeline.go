@@ -278,6 +278,7 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 		f.Response.Body, f.Response.Size = rbody, int64(len(rbody))
 		return p.fail(f, fmt.Errorf("reading the response body: %w", rerr), finish)
 	}
+	f.Timings.Responded = p.cfg.Clock()
 	f.Response.Body, f.Response.Size = rbody, int64(len(rbody))
 	clientResp := &http.Response{
 		StatusCode: resp.StatusCode, Status: resp.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,

@@ -277,13 +277,24 @@ func TestSeed000CrossLegFindingsThroughProxy(t *testing.T) {
 			if ld == nil || len(ld.Correlation) == 0 || !strings.HasPrefix(ld.Correlation[0], "leave:") {
 				t.Fatalf("leave flow not correlated: %+v", ld)
 			}
-			related := 0
+			related, nested := 0, 0
 			for _, f := range rig.store.Snapshot() {
 				for _, k := range f.Correlation {
 					if k == ld.Correlation[0] && f.Leg == captures.LegRIDEA {
 						related++
+						// The sequence diagram relies on this: the proxy leave the RI makes while
+						// the device waits is read in full before the device's answer is.
+						if m := f.Request.Message; m != nil && m.Kind == "rdpProxyLeaveUserDomainRequest" && f.Timings.Received.After(ld.Timings.Received) {
+							nested++
+							if !f.Timings.Responded.Before(ld.Timings.Responded) {
+								t.Errorf("nested RI-DEA flow %d answered after the device's leave %d: %+v vs %+v", f.ID, ld.ID, f.Timings, ld.Timings)
+							}
+						}
 					}
 				}
+			}
+			if nested == 0 {
+				t.Errorf("no proxy leave nested in the device's leave %d", ld.ID)
 			}
 			if related == 0 {
 				t.Fatalf("no RI-DEA flow shares the device leave's key %s", ld.Correlation[0])

@@ -159,6 +159,7 @@ func mkFlow(x exchange) *captures.Flow {
 		Received:     x.start,
 		SentUpstream: x.start.Add(x.dur / 20),
 		FirstByte:    x.start.Add(x.dur * 17 / 20),
+		Responded:    x.start.Add(x.dur * 18 / 20),
 		Done:         x.start.Add(x.dur),
 	}
 	if f.Findings == nil {

@@ -87,7 +87,7 @@ describe('UI over roapproxy demo', { skip: !(DEMO && LIVE_URL) && 'needs ROAPPRO
     await page.click('.tab[data-tab="exchange"]');
     await page.waitForSelector('svg.seq g.msg');
     const arrows = await page.$$eval('svg.seq g.msg', (gs) => gs.map((g) => ({
-      from: g.dataset.from, to: g.dataset.to, label: g.querySelector('text.label').textContent,
+      from: g.dataset.from, to: g.dataset.to, label: g.dataset.kind,
       y: Number(g.querySelector('line.arrow').getAttribute('y1')),
     })));
     const want = [

@@ -227,6 +227,7 @@ export class DetailPane {
       ['Received from client', t.received],
       ['Sent upstream', t.sentUpstream],
       ['First byte from upstream', t.firstByte],
+      ['Response read from upstream', t.responded],
       ['Done (response written)', t.done],
     ];
     const tbl = el('table', { class: 'grid' });

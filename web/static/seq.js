@@ -75,7 +75,9 @@ export function layout(flows) {
     const t0 = preciseTime(f.time);
     const e = ends.get(f.id);
     events.push({ f, dir: 'req', t: t0, from: e.from, to: e.to });
-    const t1 = t0 + (Number(f.durationMs) || 0);
+    // The response arrow sits where the proxy had the whole answer, not where it finished
+    // forwarding it: only the former is causally ordered across nested exchanges.
+    const t1 = t0 + (Number(f.respondedMs) || Number(f.durationMs) || 0);
     events.push({ f, dir: 'resp', t: t1, from: e.to, to: e.from });
   }
   // Time order; at equal times a request comes before responses, and a flow's request before its
@@ -130,7 +132,7 @@ export function drawExchange(related, selectedId, width = 640) {
       : [f.statusCode ? String(f.statusCode) : '', f.status || ''].filter(Boolean).join(' · ');
     const g = svg('g', {
       class: cls, tabindex: 0, role: 'button',
-      data: { flow: f.id, dir, from: byKey.get(ev.from).role, to: byKey.get(ev.to).role, order: i },
+      data: { flow: f.id, dir, kind, from: byKey.get(ev.from).role, to: byKey.get(ev.to).role, order: i },
       'aria-label': `${dir === 'req' ? 'request' : 'response'} ${kind} of flow ${f.id}`,
     });
     const span = Math.abs(x2 - x1) || COL_W;
