@@ -133,7 +133,8 @@ type state struct {
 	depth int // nesting level of embedded messages
 }
 
-// Decode decodes body. It never panics on input and never returns nil.
+// Decode decodes body. It never panics on input and never returns nil. The Message keeps and
+// shares body (Raw, and the strings of its field tree): body must not be modified afterwards.
 func (dec *Decoder) Decode(body []byte, h Hint) *Message {
 	return dec.decode(body, h, 0)
 }

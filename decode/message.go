@@ -242,6 +242,15 @@ func (m *Message) SignedBytes() []byte {
 	return append(out, m.Raw[m.Signature.End:]...)
 }
 
+// SignedParts returns SignedBytes as the (at most two) pieces of Raw around the signature
+// element, without copying.
+func (m *Message) SignedParts() [][]byte {
+	if m.Signature == nil {
+		return [][]byte{m.Raw}
+	}
+	return [][]byte{m.Raw[:m.Signature.Start:m.Signature.Start], m.Raw[m.Signature.End:]}
+}
+
 // CanonicalWithoutSignature returns the exclusive canonical form of the parsed message with its
 // top-level signature element removed: what a sender that re-serialized would have signed.
 func (m *Message) CanonicalWithoutSignature() []byte {

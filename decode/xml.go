@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Limits bound the work one body can cause. Hostile traffic passes through the proxy, so every
@@ -256,7 +257,8 @@ type scanner struct {
 // ParseXML parses b as a namespace-aware XML document. It is deliberately tolerant of what real
 // DRM peers and hand-made test data send (undeclared prefixes, tabs between attributes, a
 // prolog), refuses DTDs outright (no entity can ever be expanded), and records exact byte offsets
-// for every node so signatures can be cut from the wire bytes.
+// for every node so signatures can be cut from the wire bytes. The Document shares b's memory:
+// b must not be modified while the Document is in use.
 func ParseXML(b []byte, lim Limits) (*Document, error) {
 	if len(b) > lim.MaxBytes {
 		return nil, &SyntaxError{Offset: lim.MaxBytes, Msg: fmt.Sprintf("body of %d bytes exceeds the %d-byte decode limit", len(b), lim.MaxBytes), Limit: true}
@@ -266,7 +268,10 @@ func ParseXML(b []byte, lim Limits) (*Document, error) {
 		return nil, &SyntaxError{Offset: off, Msg: msg}
 	}
 	sc := scanScratchPool.Get().(*scanScratch)
-	s := &scanner{b: b, s: string(b), lim: lim, doc: &Document{Raw: b},
+	// The scanner's string view shares b's memory: names and text are substrings of it, so a
+	// parsed message costs no second copy of its body. Document.Raw already aliases b, so the
+	// contract is unchanged: b must not be modified while the Document is in use.
+	s := &scanner{b: b, s: unsafe.String(unsafe.SliceData(b), len(b)), lim: lim, doc: &Document{Raw: b},
 		scratch: sc.unesc[:0], run: sc.run[:0], scope: sc.scope[:0], kids: sc.kids[:0],
 		attrBuf: sc.attrs[:0], attrOff: sc.offs[:0], dupIdx: sc.dupIdx[:0]}
 	// Blocks are sized from the markup: each node needs a '<' (text nodes follow one), each

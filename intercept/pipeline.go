@@ -369,6 +369,20 @@ func (c *completion) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo lets io.Copy hand the whole buffered body to the client in one write, instead of
+// allocating a 32 KiB copy buffer per response.
+func (c *completion) WriteTo(w io.Writer) (int64, error) {
+	wt, ok := c.r.(io.WriterTo)
+	if !ok {
+		return io.Copy(w, struct{ io.Reader }{c})
+	}
+	n, err := wt.WriteTo(w)
+	if err == nil {
+		c.once.Do(c.done)
+	}
+	return n, err
+}
+
 func (c *completion) Close() error {
 	var err error
 	if c.closer != nil {

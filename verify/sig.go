@@ -84,24 +84,27 @@ func verifyRSASig(in rsaSigInput) (tri, []decode.Finding) {
 	}
 	// The re-canonicalized variant is built only when the bytes as sent fail: it costs as much
 	// as the rest of the check.
-	variant := func(i int) []byte {
-		raw := m.SignedBytes()
+	// The bytes as sent are hashed in the two pieces around the signature element, so the common
+	// case copies nothing.
+	variant := func(i int) [][]byte {
 		if i == 0 {
-			return raw
+			return m.SignedParts()
 		}
-		if c := m.CanonicalWithoutSignature(); c != nil && !bytes.Equal(c, raw) {
-			return c
+		if c := m.CanonicalWithoutSignature(); c != nil && !bytes.Equal(c, m.SignedBytes()) {
+			return [][]byte{c}
 		}
 		return nil
 	}
 	for vi := 0; vi < 2; vi++ {
-		body := variant(vi)
-		if body == nil {
+		parts := variant(vi)
+		if parts == nil {
 			continue
 		}
 		h := sha1.New()
 		h.Write(in.prefix)
-		h.Write(body)
+		for _, p := range parts {
+			h.Write(p)
+		}
 		digest := h.Sum(nil)
 		var fs []decode.Finding
 		matched := false

@@ -56,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.UIDuration, "ui-duration", 10*time.Second, "length of each --ui-tab run")
 	fs.Float64Var(&cfg.UIRate, "ui-rate", 2000, "requests (= UI events) per second in --ui-tab mode")
 	fs.StringVar(&cfg.Chromium, "chromium", "/usr/bin/chromium", "Chromium `binary` for --ui-tab")
+	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each roapproxy run into this `folder` (roapproxy run --cpuprofile)")
 	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to this `file`")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	if err := fs.Parse(args); err != nil {

@@ -43,6 +43,7 @@ type Config struct {
 	UIDuration  time.Duration
 	UIRate      float64
 	Chromium    string
+	ProfileDir  string    // when set, each roapproxy run writes a CPU profile here
 	Log         io.Writer // progress; nil discards
 }
 
@@ -228,6 +229,10 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	runs = append(runs, proxied{pathNoVerify, pc(false, false)}, proxied{pathVerify, pc(true, false)})
 	for _, run := range runs {
 		name := run.name
+		if cfg.ProfileDir != "" && !run.cfg.Null {
+			slug := strings.NewReplacer(" ", "-", "`", "", ",", "").Replace(name)
+			run.cfg.Extra = append(run.cfg.Extra, "--cpuprofile", filepath.Join(cfg.ProfileDir, slug+".pprof"))
+		}
 		proc, err := startProxy(run.cfg)
 		if err != nil {
 			return nil, err

@@ -97,7 +97,8 @@ type proxyConfig struct {
 	// Null runs this program as a plain net/http/httputil reverse proxy instead of roapproxy:
 	// the cost of a proxy process and its extra hop with no capture, decoding or verification.
 	Null    bool
-	WorkDir string // --config-dir, so the run never touches the user's folder
+	WorkDir string   // --config-dir, so the run never touches the user's folder
+	Extra   []string // more flags for roapproxy run (--proxy-flag)
 }
 
 func (pc proxyConfig) args(reverse, ui string) []string {
@@ -108,7 +109,7 @@ func (pc proxyConfig) args(reverse, ui string) []string {
 	} else {
 		a = append(a, "--no-verify")
 	}
-	return a
+	return append(a, pc.Extra...)
 }
 
 // startProxy starts the proxy and waits until its reverse listener accepts connections.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 )
 
 func init() {
@@ -24,6 +26,8 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var o proxyOptions
 	fs := newFlagSet("run", "run [flags]", runAbout)
 	o.addFlags(fs)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this `file` at shutdown (for `go tool pprof`)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to this `file` at shutdown")
 	if err := o.loadConfigFile(args); err != nil {
 		fmt.Fprintf(stderr, "roapproxy run: %v\n", err)
 		return 2
@@ -34,6 +38,32 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "roapproxy run: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(pf)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "roapproxy run: --cpuprofile: %v\n", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			pf.Close()
+		}()
+	}
+	if *memProfile != "" {
+		defer func() {
+			pf, err := os.Create(*memProfile)
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(pf, 0)
+				pf.Close()
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "roapproxy run: --memprofile: %v\n", err)
+			}
+		}()
 	}
 	r, err := startProxy(ctx, &o, stdout, stderr)
 	if err != nil {
