@@ -27,6 +27,9 @@ func main() {
 	if os.Getenv(nullProxyEnv) != "" {
 		os.Exit(runNullProxy())
 	}
+	if os.Getenv(upstreamEnv) != "" {
+		os.Exit(runUpstreamProcess())
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -56,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.UIDuration, "ui-duration", 10*time.Second, "length of each --ui-tab run")
 	fs.Float64Var(&cfg.UIRate, "ui-rate", 2000, "requests (= UI events) per second in --ui-tab mode")
 	fs.StringVar(&cfg.Chromium, "chromium", "/usr/bin/chromium", "Chromium `binary` for --ui-tab")
+	fs.BoolVar(&cfg.InProcessUpstream, "in-process-upstream", false, "run the simulated RI inside the load tool instead of as its own process (direct then has no process switch at all)")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each roapproxy run into this `folder` (roapproxy run --cpuprofile)")
 	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to this `file`")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
@@ -146,6 +150,11 @@ func renderMarkdown(r *Report, args []string) string {
 	fmt.Fprintf(&b, "`%s` — %s%s, %d CPUs (%s), %s; request %d B, response %d B, %d variants, RSA-%d; clock ticks %d/s%s; run took %.0f s.\n\n",
 		cmd, r.Started.Format("2006-01-02 15:04 UTC"), commit, r.CPUs, r.CPUModel, r.GoVersion, r.RequestBytes, r.ResponseBytes,
 		r.Variants, r.Bits, r.ClockTicks, map[bool]string{true: " (guessed)", false: ""}[r.ClockGuessed], r.Elapsed)
+	if r.UpstreamProcess {
+		fmt.Fprintf(&b, "The simulated RI runs as its own process, as a real one would (--in-process-upstream changes that).\n\n")
+	} else {
+		fmt.Fprintf(&b, "The simulated RI runs inside the load tool (--in-process-upstream): direct has no process switch.\n\n")
+	}
 	if r.LoadBefore != "" {
 		fmt.Fprintf(&b, "Load average before / after the run: %s / %s.\n\n", r.LoadBefore, r.LoadAfter)
 	}

@@ -43,8 +43,10 @@ type Config struct {
 	UIDuration  time.Duration
 	UIRate      float64
 	Chromium    string
-	ProfileDir  string    // when set, each roapproxy run writes a CPU profile here
-	Log         io.Writer // progress; nil discards
+	// InProcessUpstream runs the simulated RI inside the tool; by default it is its own process.
+	InProcessUpstream bool
+	ProfileDir        string    // when set, each roapproxy run writes a CPU profile here
+	Log               io.Writer // progress; nil discards
 }
 
 // Cell is one measured combination of path and load.
@@ -115,11 +117,13 @@ type Report struct {
 	RequestBytes  int       `json:"requestBytes"`
 	ResponseBytes int       `json:"responseBytes"`
 	Variants      int       `json:"variants"`
-	Bits          int       `json:"rsaBits"`
-	Probe         *Probe    `json:"verification,omitempty"`
-	Cells         []Cell    `json:"cells"`
-	Flows         *Cell     `json:"flows,omitempty"`
-	UI            *UIResult `json:"ui,omitempty"`
+	// UpstreamProcess says the simulated RI ran as its own process (the default).
+	UpstreamProcess bool      `json:"upstreamProcess"`
+	Bits            int       `json:"rsaBits"`
+	Probe           *Probe    `json:"verification,omitempty"`
+	Cells           []Cell    `json:"cells"`
+	Flows           *Cell     `json:"flows,omitempty"`
+	UI              *UIResult `json:"ui,omitempty"`
 	// Ratios against the direct baseline at concurrency 1 of the same run.
 	ThroughputRatioC1 float64  `json:"throughputRatioC1,omitempty"`
 	P50RatioC1        float64  `json:"p50RatioC1,omitempty"`
@@ -176,10 +180,16 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	if err := os.WriteFile(trust, pl.rootPEM, 0o600); err != nil {
 		return nil, err
 	}
-	up, err := startUpstream(pl)
+	var up *upstream
+	if cfg.InProcessUpstream {
+		up, err = startUpstream(pl)
+	} else {
+		up, err = startUpstreamProcess(pl, tmp)
+	}
 	if err != nil {
 		return nil, err
 	}
+	rep.UpstreamProcess = !cfg.InProcessUpstream
 	defer up.Close()
 
 	bin := cfg.Bin

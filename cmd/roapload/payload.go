@@ -99,19 +99,17 @@ func newPayload(variants, bits int) (*payload, error) {
 	return pl, nil
 }
 
-// upstream is the in-process RI: it answers each known request with its response.
+// upstream is the simulated RI: it answers each known request with its response. It runs in
+// this process (startUpstream) or as a process of its own (startUpstreamProcess).
 type upstream struct {
-	srv *http.Server
-	l   net.Listener
-	URL string
+	srv  *http.Server
+	proc *proxyProc
+	URL  string
 }
 
-func startUpstream(pl *payload) (*upstream, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// pairHandler answers each known request body with its response and anything else with 400.
+func pairHandler(byRequest map[string][]byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
 			return
@@ -121,7 +119,7 @@ func startUpstream(pl *payload) (*upstream, error) {
 			http.Error(w, "reading the request: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		resp, ok := pl.byRequest[string(body)]
+		resp, ok := byRequest[string(body)]
 		if !ok {
 			// The proxy must forward the bytes untouched; anything else is an error of the run.
 			http.Error(w, "unknown request body", http.StatusBadRequest)
@@ -131,9 +129,22 @@ func startUpstream(pl *payload) (*upstream, error) {
 		w.Header().Set("Content-Length", fmt.Sprint(len(resp)))
 		_, _ = w.Write(resp)
 	})
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	return &upstream{srv: srv, l: l, URL: "http://" + l.Addr().String()}, nil
 }
 
-func (u *upstream) Close() { _ = u.srv.Close() }
+func startUpstream(pl *payload) (*upstream, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: pairHandler(pl.byRequest), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return &upstream{srv: srv, URL: "http://" + l.Addr().String()}, nil
+}
+
+// Close stops the upstream; for a process, it must exit cleanly.
+func (u *upstream) Close() error {
+	if u.proc != nil {
+		return u.proc.stop()
+	}
+	return u.srv.Close()
+}

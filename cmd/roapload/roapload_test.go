@@ -18,6 +18,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(nullProxyEnv) != "" {
 		os.Exit(runNullProxy())
 	}
+	if os.Getenv(upstreamEnv) != "" {
+		os.Exit(runUpstreamProcess())
+	}
 	os.Exit(m.Run())
 }
 
@@ -259,6 +262,9 @@ func TestMeasureEndToEnd(t *testing.T) {
 			t.Errorf("no %q cell", p)
 		}
 	}
+	if !rep.UpstreamProcess {
+		t.Error("the upstream ran in-process by default")
+	}
 	if rep.Probe == nil || rep.Probe.Note == "" {
 		t.Errorf("no verification probe: %+v", rep.Probe)
 	}
@@ -274,5 +280,34 @@ func TestMeasureEndToEnd(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+func TestPairsFileRoundTrip(t *testing.T) {
+	pl, err := newPayload(3, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/pairs.bin"
+	if err := writePairs(path, pl); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readPairs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(pl.byRequest) {
+		t.Fatalf("%d pairs, want %d", len(got), len(pl.byRequest))
+	}
+	for req, resp := range pl.byRequest {
+		if !bytes.Equal(got[req], resp) {
+			t.Fatalf("pair for a %d-byte request differs", len(req))
+		}
+	}
+	if err := os.WriteFile(path, []byte{0, 0, 0, 9, 'x'}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readPairs(path); err == nil {
+		t.Error("a truncated pairs file was accepted")
 	}
 }
