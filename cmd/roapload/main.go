@@ -30,6 +30,9 @@ func main() {
 	if os.Getenv(upstreamEnv) != "" {
 		os.Exit(runUpstreamProcess())
 	}
+	if os.Getenv(spinnerEnv) != "" {
+		os.Exit(runSpinner())
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -193,6 +196,9 @@ func renderMarkdown(r *Report, args []string) string {
 			fmt.Fprintf(&b, "UI tab (with ÷ without): rate %.2f×, p50 %.2f×, p99 %.2f×, proxy CPU/req %.2f×; the proxy wrote %+.0f B per flow more with the tab open than without (its websocket stream to the tab)",
 				u.RateRatio, u.P50Ratio, u.P99Ratio, u.CPURatio, u.UIBytesPerEvent)
 			fmt.Fprintf(&b, "; Chromium used %.2f cores meanwhile", u.BrowserCores)
+			if u.WithBusyCore != nil {
+				fmt.Fprintf(&b, ". Against the control with a busy loop taking %.2f cores instead of the tab: p50 %.2f×, proxy CPU/req %.2f×", u.SpinnerCores, u.P50VsBusy, u.CPUVsBusy)
+			}
 			if u.WithTab.Shed > 0 || u.WithoutTab.Shed > 0 {
 				fmt.Fprintf(&b, "; requests shed (no worker free within 1 s of their slot) without / with tab: %d / %d", u.WithoutTab.Shed, u.WithTab.Shed)
 			}

@@ -149,3 +149,12 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// procCPU is utime + stime of one process in clock ticks (0 when it cannot be read).
+func procCPU(pid int) uint64 {
+	s, err := sampleProc(pid)
+	if err != nil {
+		return 0
+	}
+	return s.CPUTicks
+}

@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(upstreamEnv) != "" {
 		os.Exit(runUpstreamProcess())
 	}
+	if os.Getenv(spinnerEnv) != "" {
+		os.Exit(runSpinner())
+	}
 	os.Exit(m.Run())
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,6 +55,24 @@ func measureUI(ctx context.Context, cfg *Config, m cellMeasurer, pcfg proxyConfi
 		return nil, err
 	}
 
+	// The control: the same run while a busy loop takes one core, as the tab's Chromium will. On
+	// a 2-core machine shared by client, upstream and proxy, losing a core raises latency by
+	// itself; comparing the tab with this, not only with an idle machine, leaves what serving
+	// the tab costs the proxy.
+	cfg.logf("UI mode: again with one core taken by a busy loop (the control)…")
+	spin, err := startSpinner()
+	if err != nil {
+		return nil, err
+	}
+	spinBefore := procCPU(spin.Process.Pid)
+	res.WithBusyCore, err = run("no tab, 1 core busy")
+	res.SpinnerCores = float64(procCPU(spin.Process.Pid)-spinBefore) / float64(m.ticks) / max(res.WithBusyCore.Seconds, 1e-9)
+	_ = spin.Process.Kill()
+	_ = spin.Wait()
+	if err != nil {
+		return nil, err
+	}
+
 	cfg.logf("UI mode: starting headless Chromium on %s…", proc.UI)
 	tab, err := startChromium(browser, proc.UI)
 	if err != nil {
@@ -79,11 +99,50 @@ func measureUI(ctx context.Context, cfg *Config, m cellMeasurer, pcfg proxyConfi
 	w, t := res.WithoutTab, res.WithTab
 	res.RateRatio, res.P50Ratio, res.P99Ratio = ratio(t.RPS, w.RPS), ratio(t.P50us, w.P50us), ratio(t.P99us, w.P99us)
 	res.CPURatio = ratio(t.CPUus, w.CPUus)
+	res.P50VsBusy, res.CPUVsBusy = ratio(t.P50us, res.WithBusyCore.P50us), ratio(t.CPUus, res.WithBusyCore.CPUus)
 	if w.WriteBPerRq > 0 && t.WriteBPerRq > 0 {
 		// What the proxy wrote per flow beyond forwarding: the websocket stream to the tab.
 		res.UIBytesPerEvent = t.WriteBPerRq - w.WriteBPerRq
 	}
 	return res, nil
+}
+
+// pinned runs a command on the machine's last CPU when taskset is there. The browser and the
+// control's busy loop then take the same share of the machine in the same shape: Chromium's
+// several processes could otherwise burst across every core where the loop takes one.
+func pinned(bin string, args ...string) *exec.Cmd {
+	ts, err := exec.LookPath("taskset")
+	if err != nil || runtime.NumCPU() < 2 {
+		return exec.Command(bin, args...)
+	}
+	return exec.Command(ts, append([]string{"-c", strconv.Itoa(runtime.NumCPU() - 1), bin}, args...)...)
+}
+
+// spinnerEnv makes this program a busy loop on one core until killed (the control run).
+const spinnerEnv = "ROAPLOAD_SPIN"
+
+func startSpinner() (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := pinned(self)
+	cmd.Env = append(os.Environ(), spinnerEnv+"=1", "GOMAXPROCS=1")
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the busy loop: %w", err)
+	}
+	return cmd, nil
+}
+
+// runSpinner never returns; the parent kills it.
+func runSpinner() int {
+	x := uint64(1)
+	for {
+		x = x*6364136223846793005 + 1442695040888963407
+		if x == 0 {
+			return int(x)
+		}
+	}
 }
 
 // chromium is a headless browser in its own process group, so its helper processes end with it.
@@ -98,7 +157,7 @@ func startChromium(bin, url string) (*chromium, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+	cmd := pinned(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 		"--disable-component-update", "--disable-sync", "--no-first-run", "--user-data-dir="+dir,
 		"--remote-debugging-port=0", url)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
