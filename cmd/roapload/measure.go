@@ -172,6 +172,11 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Bin == "" {
 		rep.Commit = treeCommit(ctx)
 	}
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return nil, fmt.Errorf("--profile-dir: %w", err)
+		}
+	}
 	rep.LoadBefore = loadAvg()
 	ticks, ok := clockTicks()
 	rep.ClockTicks, rep.ClockGuessed = ticks, !ok
