@@ -179,6 +179,9 @@ func renderMarkdown(r *Report, args []string) string {
 	}
 	if u := r.UI; u != nil && u.WithoutTab != nil && u.WithTab != nil {
 		row(*u.WithoutTab)
+		if u.WithBusyCore != nil {
+			row(*u.WithBusyCore)
+		}
 		row(*u.WithTab)
 	}
 	b.WriteString("\n")
