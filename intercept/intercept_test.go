@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -449,4 +450,79 @@ func TestBodiesAboveTheLimitStreamThroughUndecoded(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("want a PROXY-BODY-LIMIT info finding per body: %+v", f.Findings)
 	}
+}
+
+// gateJudge blocks every Judge call until its gate opens, and records the order of the halves.
+type gateJudge struct {
+	gate  chan struct{}
+	mu    sync.Mutex
+	order []string
+}
+
+func (g *gateJudge) Judge(f *captures.Flow, dir decode.Direction) ([]decode.Finding, []string) {
+	<-g.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.order = append(g.order, fmt.Sprintf("%d/%v", f.ID, dir))
+	return nil, nil
+}
+
+func (g *gateJudge) Tick(time.Time) []Late { return nil }
+
+func TestAnalysisNeverHoldsUpForwarding(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		io.WriteString(w, ldResp)
+	}))
+	defer up.Close()
+	g := &gateJudge{gate: make(chan struct{})}
+	store := captures.NewStore(captures.StoreOptions{MaxBytes: 1 << 30}, captures.NewBus(1024))
+	p := NewPipeline(Config{Store: store, Judge: g})
+	target, _ := url.Parse(up.URL)
+	rev := httptest.NewServer(NewReverse(p, target))
+	defer rev.Close()
+
+	// With the judge stuck, every exchange still completes, byte for byte.
+	const n = 20
+	for i := 0; i < n; i++ {
+		resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, strings.NewReader(`<roap:leaveDomainRequest xmlns:roap="urn:oma:bac:dldrm:roap-1.0"/>`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != ldResp {
+			t.Fatalf("exchange %d: got %q", i, b)
+		}
+	}
+	if got := store.Len(); got != 0 {
+		t.Fatalf("%d flows stored while their analysis was blocked", got)
+	}
+	// Released, the analyser catches up in wire order, and Close leaves nothing behind.
+	close(g.gate)
+	p.Close()
+	if got := store.Len(); got != n {
+		t.Fatalf("%d flows stored after Close, want %d", got, n)
+	}
+	var want []string
+	for _, f := range store.Snapshot() {
+		want = append(want, fmt.Sprintf("%d/%v", f.ID, decode.DirRequest), fmt.Sprintf("%d/%v", f.ID, decode.DirResponse))
+		if f.Request.Message == nil || f.Response.Message == nil || f.Response.Message.Kind != "leaveDomainResponse" {
+			t.Fatalf("flow %d not decoded: %+v", f.ID, f)
+		}
+		if f.Timings.Done.Before(f.Timings.Responded) || f.Timings.Responded.Before(f.Timings.Received) {
+			t.Fatalf("flow %d timings out of order: %+v", f.ID, f.Timings)
+		}
+	}
+	if !slices.Equal(g.order, want) {
+		t.Fatalf("judged in order %v, want %v", g.order, want)
+	}
+	// After Close, an exchange is still forwarded and analysed, inline.
+	resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	waitFlows(t, store, n+1)
 }

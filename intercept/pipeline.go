@@ -1,7 +1,8 @@
 // Package intercept is the live proxy: a forward proxy (plain HTTP, and HTTPS through CONNECT
 // with interception by the roapproxy CA) and reverse listeners in front of one upstream each.
-// Every exchange runs through one pipeline that reads both bodies, decodes and judges them,
-// forwards the original bytes untouched, and hands the finished Flow to the capture store.
+// Every exchange runs through one pipeline that reads both bodies and forwards the original
+// bytes untouched; an analyser behind it decodes and judges every request and response in the
+// order they passed, and hands the finished Flow to the capture store.
 package intercept
 
 import (
@@ -23,8 +24,8 @@ import (
 )
 
 // Judge looks at a decoded flow half and returns findings about it plus correlation keys that
-// tie it to related flows. Implementations must be safe for concurrent use and must not block:
-// they run on the forwarding path.
+// tie it to related flows. Judge is called by the pipeline's analyser, one half at a time in the
+// order the halves passed the proxy; Tick runs concurrently with it.
 type Judge interface {
 	Judge(f *captures.Flow, dir decode.Direction) (findings []decode.Finding, correlation []string)
 	// Tick is called periodically; it returns findings that became due for earlier flows (a
@@ -66,8 +67,16 @@ type Config struct {
 // Pipeline runs exchanges. It is safe for concurrent use.
 type Pipeline struct {
 	cfg  Config
-	stop chan struct{}
+	stop chan struct{} // closed by Close: stops the ticker
 	once sync.Once
+
+	// The analyser's queue. queueMu is held shared while a job is queued, so Close can wait for
+	// every submit in progress before the analyser's last drain.
+	jobs    chan job
+	queueMu sync.RWMutex
+	closed  bool
+	drain   chan struct{}
+	stopped chan struct{}
 
 	// hostLegs remembers which leg each upstream host serves, so bodiless exchanges with it (a
 	// device polling an RI for pushed triggers) are placed on the right leg.
@@ -125,15 +134,31 @@ func NewPipeline(cfg Config) *Pipeline {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	p := &Pipeline{cfg: cfg, stop: make(chan struct{}), hostLegs: map[string]captures.Leg{}}
+	p := &Pipeline{cfg: cfg, jobs: make(chan job, analysisQueue), stop: make(chan struct{}), drain: make(chan struct{}),
+		stopped: make(chan struct{}), hostLegs: map[string]captures.Leg{}}
+	go p.analyser()
 	if cfg.Judge != nil {
 		go p.tick()
 	}
 	return p
 }
 
-// Close stops the pipeline's background work.
-func (p *Pipeline) Close() { p.once.Do(func() { close(p.stop) }) }
+// analysisQueue bounds the jobs waiting for the analyser (three per exchange): about a second
+// of traffic at the rates one core can verify.
+const analysisQueue = 4096
+
+// Close analyses and stores what is still queued, then stops the pipeline's background work.
+// Exchanges still running afterwards are analysed inline.
+func (p *Pipeline) Close() {
+	p.once.Do(func() {
+		close(p.stop)
+		p.queueMu.Lock()
+		p.closed = true
+		p.queueMu.Unlock()
+		close(p.drain)
+		<-p.stopped
+	})
+}
 
 func (p *Pipeline) tick() {
 	t := time.NewTicker(time.Second)
@@ -213,6 +238,7 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 		Proto: req.Proto, Upstream: req.URL.Host, Findings: []decode.Finding{},
 		Request: captures.Half{Header: req.Header.Clone()},
 	}
+	upstream := f.Upstream
 	body, big, err := readUpTo(req.Body, req.ContentLength, p.cfg.MaxBody)
 	if req.Body != nil && !big {
 		req.Body.Close()
@@ -224,14 +250,18 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 	f.Request.Body, f.Request.Size = body, int64(len(body))
 	var outBody io.Reader = bytes.NewReader(body)
 	outLen := int64(len(body))
+	decodeReq := false
 	if big {
 		f.Request.Body, f.Request.Truncated = body[:p.cfg.MaxBody], true
 		f.Request.Size = req.ContentLength
 		f.Findings = append(f.Findings, RuleBodyLimit.At("", "request body exceeds %d bytes; forwarded undecoded", p.cfg.MaxBody))
 		outBody, outLen = io.MultiReader(bytes.NewReader(body), req.Body), req.ContentLength
-	} else if len(body) > 0 || req.ContentLength > 0 {
-		f.Request.Message = p.cfg.Decoder.Decode(body, decode.Hint{ContentType: req.Header.Get("Content-Type"), Direction: decode.DirRequest})
+	} else {
+		decodeReq = len(body) > 0 || req.ContentLength > 0
 	}
+	// From here on the flow belongs to the analyser; what this exchange learns later travels
+	// in the jobs that follow.
+	p.submit(job{f: f, kind: jobRequest, decode: decodeReq})
 
 	out, _ := http.NewRequestWithContext(req.Context(), req.Method, req.URL.String(), nil)
 	out.Header = req.Header.Clone()
@@ -254,63 +284,165 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 		ctx, cancel := context.WithTimeout(out.Context(), p.cfg.Timeout)
 		out, release = out.WithContext(ctx), cancel
 	}
-	finish := func() { p.finish(f); release() }
-
-	f.Leg = p.classify(f) // provisional, from the request alone; the response may refine it
-	if m := f.Request.Message; m != nil && p.cfg.Judge != nil {
-		// Findings go on the message they judge so the UI can point at its field.
-		fs, corr := p.cfg.Judge.Judge(f, decode.DirRequest)
-		m.Add(fs...)
-		f.Correlation = appendUnique(f.Correlation, corr...)
+	finish := func() {
+		p.submit(job{f: f, kind: jobDone, at: p.cfg.Clock()})
+		release()
 	}
 
-	f.Timings.SentUpstream = p.cfg.Clock()
+	r := &respHalf{sentUpstream: p.cfg.Clock()}
 	resp, err := p.cfg.Transport.RoundTrip(out)
 	if err != nil {
-		return p.fail(f, err, finish)
+		return p.fail(f, r, upstream, err, finish)
 	}
-	f.Timings.FirstByte = p.cfg.Clock()
-	f.StatusCode = resp.StatusCode
-	f.Response.Header = resp.Header.Clone()
+	r.firstByte = p.cfg.Clock()
+	r.status = resp.StatusCode
+	r.half.Header = resp.Header.Clone()
 	rbody, rbig, rerr := readUpTo(resp.Body, resp.ContentLength, p.cfg.MaxBody)
 	if rerr != nil {
 		resp.Body.Close()
-		f.Response.Body, f.Response.Size = rbody, int64(len(rbody))
-		return p.fail(f, fmt.Errorf("reading the response body: %w", rerr), finish)
+		r.half.Body, r.half.Size = rbody, int64(len(rbody))
+		return p.fail(f, r, upstream, fmt.Errorf("reading the response body: %w", rerr), finish)
 	}
-	f.Timings.Responded = p.cfg.Clock()
-	f.Response.Body, f.Response.Size = rbody, int64(len(rbody))
+	r.responded = p.cfg.Clock()
+	r.half.Body, r.half.Size = rbody, int64(len(rbody))
 	clientResp := &http.Response{
 		StatusCode: resp.StatusCode, Status: resp.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: resp.Header.Clone(), Request: req, ContentLength: int64(len(rbody)),
 	}
 	stripHop(clientResp.Header)
 	if rbig {
-		f.Response.Body, f.Response.Truncated, f.Response.Size = rbody[:p.cfg.MaxBody], true, resp.ContentLength
-		f.Findings = append(f.Findings, RuleBodyLimit.At("", "response body exceeds %d bytes; forwarded undecoded", p.cfg.MaxBody))
+		r.half.Body, r.half.Truncated, r.half.Size = rbody[:p.cfg.MaxBody], true, resp.ContentLength
+		r.findings = append(r.findings, RuleBodyLimit.At("", "response body exceeds %d bytes; forwarded undecoded", p.cfg.MaxBody))
 		clientResp.ContentLength = resp.ContentLength
 		clientResp.Body = &completion{r: io.MultiReader(bytes.NewReader(rbody), resp.Body), closer: resp.Body, done: finish}
+		p.submit(job{f: f, kind: jobResponse, resp: r})
 		return clientResp
 	}
 	resp.Body.Close()
 	if resp.ContentLength >= 0 || resp.Header.Get("Content-Length") != "" {
 		clientResp.Header.Set("Content-Length", strconv.Itoa(len(rbody)))
 	}
-	if len(rbody) > 0 {
-		answers := ""
-		if f.Request.Message != nil {
-			answers = f.Request.Message.Kind
-		}
-		f.Response.Message = p.cfg.Decoder.Decode(rbody, decode.Hint{ContentType: resp.Header.Get("Content-Type"), Direction: decode.DirResponse, Answers: answers})
-	}
-	f.Leg = p.classify(f)
-	if m := f.Response.Message; m != nil && p.cfg.Judge != nil {
-		fs, corr := p.cfg.Judge.Judge(f, decode.DirResponse)
-		m.Add(fs...)
-		f.Correlation = appendUnique(f.Correlation, corr...)
-	}
+	r.decode = len(rbody) > 0
+	// Queued before the client sees a byte of it: whatever the client does next (an RI
+	// answering its device with what the DEA said) is analysed after this.
+	p.submit(job{f: f, kind: jobResponse, resp: r})
 	clientResp.Body = &completion{r: bytes.NewReader(rbody), done: finish}
 	return clientResp
+}
+
+// respHalf is what the forwarding goroutine learned about the response, handed to the analyser.
+type respHalf struct {
+	status                             int
+	half                               captures.Half
+	sentUpstream, firstByte, responded time.Time
+	findings                           []decode.Finding
+	err                                string
+	decode                             bool
+}
+
+type jobKind uint8
+
+const (
+	jobRequest jobKind = iota
+	jobResponse
+	jobDone
+	jobBarrier
+)
+
+// job is one step of one flow's analysis.
+type job struct {
+	f       *captures.Flow
+	kind    jobKind
+	decode  bool      // jobRequest: the body is to be decoded
+	resp    *respHalf // jobResponse
+	at      time.Time // jobDone
+	barrier chan struct{}
+}
+
+// submit queues j for the analyser. The queue is bounded: when analysis falls that far behind,
+// forwarding waits for it rather than dropping anything. After Close, jobs run inline.
+func (p *Pipeline) submit(j job) {
+	p.queueMu.RLock()
+	if p.closed {
+		p.queueMu.RUnlock()
+		p.analyse(j)
+		return
+	}
+	p.jobs <- j
+	p.queueMu.RUnlock()
+}
+
+// analyser runs the jobs one at a time, in the order they were queued: the order in which
+// requests and responses passed the proxy, which is the order the tracker's cross-message and
+// cross-leg rules reason about.
+func (p *Pipeline) analyser() {
+	defer close(p.stopped)
+	for {
+		select {
+		case j := <-p.jobs:
+			p.analyse(j)
+		case <-p.drain:
+			// Close saw every submit end: what is queued now is all there will be.
+			for {
+				select {
+				case j := <-p.jobs:
+					p.analyse(j)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (p *Pipeline) analyse(j job) {
+	f := j.f
+	switch j.kind {
+	case jobBarrier:
+		close(j.barrier)
+	case jobRequest:
+		if j.decode {
+			f.Request.Message = p.cfg.Decoder.Decode(f.Request.Body, decode.Hint{ContentType: f.Request.Header.Get("Content-Type"), Direction: decode.DirRequest})
+		}
+		f.Leg = p.classify(f) // provisional, from the request alone; the response may refine it
+		if m := f.Request.Message; m != nil && p.cfg.Judge != nil {
+			// Findings go on the message they judge so the UI can point at its field.
+			fs, corr := p.cfg.Judge.Judge(f, decode.DirRequest)
+			m.Add(fs...)
+			f.Correlation = appendUnique(f.Correlation, corr...)
+		}
+	case jobResponse:
+		r := j.resp
+		f.Timings.SentUpstream, f.Timings.FirstByte, f.Timings.Responded = r.sentUpstream, r.firstByte, r.responded
+		f.StatusCode, f.Response, f.Error = r.status, r.half, r.err
+		f.Findings = append(f.Findings, r.findings...)
+		if r.decode {
+			answers := ""
+			if f.Request.Message != nil {
+				answers = f.Request.Message.Kind
+			}
+			f.Response.Message = p.cfg.Decoder.Decode(f.Response.Body, decode.Hint{ContentType: f.Response.Header.Get("Content-Type"), Direction: decode.DirResponse, Answers: answers})
+		}
+		f.Leg = p.classify(f)
+		if m := f.Response.Message; m != nil && p.cfg.Judge != nil {
+			fs, corr := p.cfg.Judge.Judge(f, decode.DirResponse)
+			m.Add(fs...)
+			f.Correlation = appendUnique(f.Correlation, corr...)
+		}
+	case jobDone:
+		f.Timings.Done = j.at
+		if f.Leg == "" {
+			f.Leg = p.classify(f)
+		}
+		p.cfg.Store.Add(f)
+	}
+}
+
+// Flush waits until everything queued so far has been analysed and stored.
+func (p *Pipeline) Flush() {
+	b := make(chan struct{})
+	p.submit(job{kind: jobBarrier, barrier: b})
+	<-b
 }
 
 func appendUnique(dst []string, xs ...string) []string {
@@ -330,27 +462,19 @@ func appendUnique(dst []string, xs ...string) []string {
 }
 
 // fail answers the client with a 502 that says what went wrong, and records the flow.
-func (p *Pipeline) fail(f *captures.Flow, err error, finish func()) *http.Response {
-	msg := fmt.Sprintf("roapproxy: upstream %s failed: %v\n", f.Upstream, err)
+func (p *Pipeline) fail(f *captures.Flow, r *respHalf, upstream string, err error, finish func()) *http.Response {
+	msg := fmt.Sprintf("roapproxy: upstream %s failed: %v\n", upstream, err)
 	if errors.Is(err, context.DeadlineExceeded) {
-		msg = fmt.Sprintf("roapproxy: upstream %s did not answer within the timeout\n", f.Upstream)
+		msg = fmt.Sprintf("roapproxy: upstream %s did not answer within the timeout\n", upstream)
 	}
-	f.Error = strings.TrimSpace(msg)
-	f.Findings = append(f.Findings, RuleUpstream.At("", "%s", strings.TrimPrefix(f.Error, "roapproxy: ")))
-	f.StatusCode = http.StatusBadGateway
-	f.Leg = p.classify(f)
+	r.err = strings.TrimSpace(msg)
+	r.findings = append(r.findings, RuleUpstream.At("", "%s", strings.TrimPrefix(r.err, "roapproxy: ")))
+	r.status = http.StatusBadGateway
 	h := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Length": {strconv.Itoa(len(msg))}, "X-Roapproxy-Error": {"upstream"}}
-	f.Response = captures.Half{Header: h.Clone(), Body: []byte(msg), Size: int64(len(msg))}
+	r.half = captures.Half{Header: h.Clone(), Body: []byte(msg), Size: int64(len(msg))}
+	p.submit(job{f: f, kind: jobResponse, resp: r})
 	return &http.Response{StatusCode: http.StatusBadGateway, Status: "502 Bad Gateway", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: int64(len(msg)), Body: &completion{r: strings.NewReader(msg), done: finish}}
-}
-
-func (p *Pipeline) finish(f *captures.Flow) {
-	f.Timings.Done = p.cfg.Clock()
-	if f.Leg == "" {
-		f.Leg = p.classify(f)
-	}
-	p.cfg.Store.Add(f)
 }
 
 // completion calls done exactly once, when the body has been read to EOF or closed.
