@@ -1,8 +1,8 @@
 // Package intercept is the live proxy: a forward proxy (plain HTTP, and HTTPS through CONNECT
 // with interception by the roapproxy CA) and reverse listeners in front of one upstream each.
 // Every exchange runs through one pipeline that reads both bodies and forwards the original
-// bytes untouched; an analyser behind it decodes and judges every request and response in the
-// order they passed, and hands the finished Flow to the capture store.
+// bytes untouched; an analyser behind it decodes every request and response in parallel, judges
+// them in the order they passed, and hands the finished Flow to the capture store.
 package intercept
 
 import (
@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,12 +71,13 @@ type Pipeline struct {
 	stop chan struct{} // closed by Close: stops the ticker
 	once sync.Once
 
-	// The analyser's queue. queueMu is held shared while a job is queued, so Close can wait for
-	// every submit in progress before the analyser's last drain.
-	jobs    chan job
+	// The analyser: decoders take work in any order, the judge takes ordered in order. queueMu
+	// is held shared while a job is queued, so Close can wait for every submit in progress
+	// before it closes the queues.
+	work    chan *job
+	ordered chan *job
 	queueMu sync.RWMutex
 	closed  bool
-	drain   chan struct{}
 	stopped chan struct{}
 
 	// hostLegs remembers which leg each upstream host serves, so bodiless exchanges with it (a
@@ -134,17 +136,20 @@ func NewPipeline(cfg Config) *Pipeline {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	p := &Pipeline{cfg: cfg, jobs: make(chan job, analysisQueue), stop: make(chan struct{}), drain: make(chan struct{}),
-		stopped: make(chan struct{}), hostLegs: map[string]captures.Leg{}}
-	go p.analyser()
+	p := &Pipeline{cfg: cfg, work: make(chan *job, analysisQueue), ordered: make(chan *job, analysisQueue),
+		stop: make(chan struct{}), stopped: make(chan struct{}), hostLegs: map[string]captures.Leg{}}
+	for range runtime.GOMAXPROCS(0) {
+		go p.decoder()
+	}
+	go p.judge()
 	if cfg.Judge != nil {
 		go p.tick()
 	}
 	return p
 }
 
-// analysisQueue bounds the jobs waiting for the analyser (three per exchange): about a second
-// of traffic at the rates one core can verify.
+// analysisQueue bounds each of the analyser's queues (three jobs per exchange, two of them to
+// decode): well under a second of traffic at the rates two cores can verify.
 const analysisQueue = 4096
 
 // Close analyses and stores what is still queued, then stops the pipeline's background work.
@@ -155,7 +160,8 @@ func (p *Pipeline) Close() {
 		p.queueMu.Lock()
 		p.closed = true
 		p.queueMu.Unlock()
-		close(p.drain)
+		close(p.work)
+		close(p.ordered)
 		<-p.stopped
 	})
 }
@@ -261,7 +267,12 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 	}
 	// From here on the flow belongs to the analyser; what this exchange learns later travels
 	// in the jobs that follow.
-	p.submit(job{f: f, kind: jobRequest, decode: decodeReq})
+	reqJob := &job{f: f, kind: jobRequest}
+	if decodeReq {
+		reqJob.body = body
+		reqJob.hint = decode.Hint{ContentType: req.Header.Get("Content-Type"), Direction: decode.DirRequest}
+	}
+	p.submit(reqJob)
 
 	out, _ := http.NewRequestWithContext(req.Context(), req.Method, req.URL.String(), nil)
 	out.Header = req.Header.Clone()
@@ -285,7 +296,7 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 		out, release = out.WithContext(ctx), cancel
 	}
 	finish := func() {
-		p.submit(job{f: f, kind: jobDone, at: p.cfg.Clock()})
+		p.submit(&job{f: f, kind: jobDone, at: p.cfg.Clock()})
 		release()
 	}
 
@@ -315,17 +326,21 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 		r.findings = append(r.findings, RuleBodyLimit.At("", "response body exceeds %d bytes; forwarded undecoded", p.cfg.MaxBody))
 		clientResp.ContentLength = resp.ContentLength
 		clientResp.Body = &completion{r: io.MultiReader(bytes.NewReader(rbody), resp.Body), closer: resp.Body, done: finish}
-		p.submit(job{f: f, kind: jobResponse, resp: r})
+		p.submit(&job{f: f, kind: jobResponse, resp: r})
 		return clientResp
 	}
 	resp.Body.Close()
 	if resp.ContentLength >= 0 || resp.Header.Get("Content-Length") != "" {
 		clientResp.Header.Set("Content-Length", strconv.Itoa(len(rbody)))
 	}
-	r.decode = len(rbody) > 0
+	rj := &job{f: f, kind: jobResponse, resp: r}
+	if len(rbody) > 0 {
+		rj.body, rj.req = rbody, reqJob
+		rj.hint = decode.Hint{ContentType: resp.Header.Get("Content-Type"), Direction: decode.DirResponse}
+	}
 	// Queued before the client sees a byte of it: whatever the client does next (an RI
 	// answering its device with what the DEA said) is analysed after this.
-	p.submit(job{f: f, kind: jobResponse, resp: r})
+	p.submit(rj)
 	clientResp.Body = &completion{r: bytes.NewReader(rbody), done: finish}
 	return clientResp
 }
@@ -337,7 +352,6 @@ type respHalf struct {
 	sentUpstream, firstByte, responded time.Time
 	findings                           []decode.Finding
 	err                                string
-	decode                             bool
 }
 
 type jobKind uint8
@@ -349,61 +363,86 @@ const (
 	jobBarrier
 )
 
-// job is one step of one flow's analysis.
+// job is one step of one flow's analysis. A decoder fills msg from the job's own bytes (it never
+// touches the flow); the judge stage applies the job to the flow.
 type job struct {
 	f       *captures.Flow
 	kind    jobKind
-	decode  bool      // jobRequest: the body is to be decoded
-	resp    *respHalf // jobResponse
-	at      time.Time // jobDone
+	body    []byte      // to decode; nil: nothing to decode
+	hint    decode.Hint // its Answers is filled from req
+	req     *job        // jobResponse: the request's job, whose kind the response answers
+	resp    *respHalf   // jobResponse
+	at      time.Time   // jobDone
 	barrier chan struct{}
+
+	msg   *decode.Message
+	ready chan struct{} // closed once msg is decoded; nil when there was nothing to decode
 }
 
-// submit queues j for the analyser. The queue is bounded: when analysis falls that far behind,
+// submit queues j for analysis. The queues are bounded: when analysis falls that far behind,
 // forwarding waits for it rather than dropping anything. After Close, jobs run inline.
-func (p *Pipeline) submit(j job) {
+func (p *Pipeline) submit(j *job) {
 	p.queueMu.RLock()
 	if p.closed {
 		p.queueMu.RUnlock()
-		p.analyse(j)
+		p.decode(j)
+		p.apply(j)
 		return
 	}
-	p.jobs <- j
+	if j.body != nil {
+		j.ready = make(chan struct{})
+		p.work <- j
+	}
+	// The judge's queue is the order of record: the order in which submits reached it.
+	p.ordered <- j
 	p.queueMu.RUnlock()
 }
 
-// analyser runs the jobs one at a time, in the order they were queued: the order in which
-// requests and responses passed the proxy, which is the order the tracker's cross-message and
-// cross-leg rules reason about.
-func (p *Pipeline) analyser() {
-	defer close(p.stopped)
-	for {
-		select {
-		case j := <-p.jobs:
-			p.analyse(j)
-		case <-p.drain:
-			// Close saw every submit end: what is queued now is all there will be.
-			for {
-				select {
-				case j := <-p.jobs:
-					p.analyse(j)
-				default:
-					return
-				}
-			}
-		}
+// decoder decodes jobs in parallel: decoding is stateless, and most of the analysis.
+func (p *Pipeline) decoder() {
+	for j := range p.work {
+		p.decode(j)
+		close(j.ready)
 	}
 }
 
-func (p *Pipeline) analyse(j job) {
+func (p *Pipeline) decode(j *job) {
+	if j.body == nil {
+		return
+	}
+	h := j.hint
+	if j.req != nil {
+		// The request's job was queued for decoding before this one, so some decoder has it.
+		if j.req.ready != nil {
+			<-j.req.ready
+		}
+		if j.req.msg != nil {
+			h.Answers = j.req.msg.Kind
+		}
+	}
+	j.msg = p.cfg.Decoder.Decode(j.body, h)
+}
+
+// judge applies the jobs one at a time in the order they were queued: the order in which
+// requests and responses passed the proxy, which is the order the tracker's cross-message and
+// cross-leg rules reason about.
+func (p *Pipeline) judge() {
+	defer close(p.stopped)
+	for j := range p.ordered {
+		if j.ready != nil {
+			<-j.ready
+		}
+		p.apply(j)
+	}
+}
+
+func (p *Pipeline) apply(j *job) {
 	f := j.f
 	switch j.kind {
 	case jobBarrier:
 		close(j.barrier)
 	case jobRequest:
-		if j.decode {
-			f.Request.Message = p.cfg.Decoder.Decode(f.Request.Body, decode.Hint{ContentType: f.Request.Header.Get("Content-Type"), Direction: decode.DirRequest})
-		}
+		f.Request.Message = j.msg
 		f.Leg = p.classify(f) // provisional, from the request alone; the response may refine it
 		if m := f.Request.Message; m != nil && p.cfg.Judge != nil {
 			// Findings go on the message they judge so the UI can point at its field.
@@ -415,14 +454,8 @@ func (p *Pipeline) analyse(j job) {
 		r := j.resp
 		f.Timings.SentUpstream, f.Timings.FirstByte, f.Timings.Responded = r.sentUpstream, r.firstByte, r.responded
 		f.StatusCode, f.Response, f.Error = r.status, r.half, r.err
+		f.Response.Message = j.msg
 		f.Findings = append(f.Findings, r.findings...)
-		if r.decode {
-			answers := ""
-			if f.Request.Message != nil {
-				answers = f.Request.Message.Kind
-			}
-			f.Response.Message = p.cfg.Decoder.Decode(f.Response.Body, decode.Hint{ContentType: f.Response.Header.Get("Content-Type"), Direction: decode.DirResponse, Answers: answers})
-		}
 		f.Leg = p.classify(f)
 		if m := f.Response.Message; m != nil && p.cfg.Judge != nil {
 			fs, corr := p.cfg.Judge.Judge(f, decode.DirResponse)
@@ -441,7 +474,7 @@ func (p *Pipeline) analyse(j job) {
 // Flush waits until everything queued so far has been analysed and stored.
 func (p *Pipeline) Flush() {
 	b := make(chan struct{})
-	p.submit(job{kind: jobBarrier, barrier: b})
+	p.submit(&job{kind: jobBarrier, barrier: b})
 	<-b
 }
 
@@ -472,7 +505,7 @@ func (p *Pipeline) fail(f *captures.Flow, r *respHalf, upstream string, err erro
 	r.status = http.StatusBadGateway
 	h := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Length": {strconv.Itoa(len(msg))}, "X-Roapproxy-Error": {"upstream"}}
 	r.half = captures.Half{Header: h.Clone(), Body: []byte(msg), Size: int64(len(msg))}
-	p.submit(job{f: f, kind: jobResponse, resp: r})
+	p.submit(&job{f: f, kind: jobResponse, resp: r})
 	return &http.Response{StatusCode: http.StatusBadGateway, Status: "502 Bad Gateway", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: int64(len(msg)), Body: &completion{r: strings.NewReader(msg), done: finish}}
 }
