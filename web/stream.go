@@ -22,7 +22,9 @@ import (
 //
 // Events queued while a frame is being written go out together as one batch: at thousands of
 // flows per second a frame, a JSON encoding call and a parse in the browser per event would cost
-// more than the events themselves.
+// more than the events themselves. In a burst, frames also go out at most every streamLinger:
+// an event that follows a frame sooner waits for the ones behind it. An event after a quiet
+// moment goes out at once.
 //
 // A client connects to /api/stream?since=S (the last seq it saw; 0 for a snapshot) plus the
 // filter parameters of /api/flows. If the server still holds every event after S it sends just
@@ -51,6 +53,36 @@ type batchMsg struct {
 
 // maxBatch bounds one frame (a summary is a few hundred bytes of JSON).
 const maxBatch = 256
+
+// streamLinger is the shortest gap between frames during a burst: 20 frames a second is live to
+// a person, and each frame costs the browser a task, a parse and a render however few events it
+// carries.
+const streamLinger = 50 * time.Millisecond
+
+// lingerInto waits until the deadline for more events on c, appending them to batch, up to
+// maxBatch. closed reports that c was closed; gone that the client went away.
+func lingerInto(batch []captures.Event, c <-chan captures.Event, until time.Time, gone <-chan struct{}) (_ []captures.Event, closed, left bool) {
+	wait := time.Until(until)
+	if wait <= 0 {
+		return batch, false, false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case e, ok := <-c:
+			if !ok {
+				return batch, true, false
+			}
+			batch = append(batch, e)
+		case <-t.C:
+			return batch, false, false
+		case <-gone:
+			return batch, false, true
+		}
+	}
+	return batch, false, false
+}
 
 // drainInto appends the events already queued on c (without waiting) to batch, up to maxBatch.
 // closed reports that c was closed: the subscription was cut off.
@@ -129,6 +161,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		lagged := false
+		var lastFrame time.Time
 	loop:
 		for {
 			select {
@@ -141,6 +174,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 					break loop
 				}
 				batch, closed := drainInto([]captures.Event{e}, sub.C)
+				if !closed && len(batch) < maxBatch {
+					var left bool
+					batch, closed, left = lingerInto(batch, sub.C, lastFrame.Add(streamLinger), gone)
+					if left {
+						sub.Close()
+						return
+					}
+				}
 				var msg any = batch[0]
 				if len(batch) > 1 {
 					msg = batchMsg{Type: "batch", Events: batch}
@@ -149,6 +190,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 					sub.Close()
 					return
 				}
+				lastFrame = time.Now()
 				if closed {
 					lagged = sub.Lagged()
 					break loop
