@@ -414,3 +414,30 @@ func sha1Canon(n *decode.Node) string {
 	h := sha1Sum(c.Bytes())
 	return b64s(h)
 }
+
+func TestOCSPAboutTheCAWithoutAnchors(t *testing.T) {
+	p := testPKI(t)
+	ri := p.RIs[0]
+	r := responder(p)
+	leafDER, err := r.Respond(ri.Cert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caDER, err := r.Respond(p.CA.Cert, nil) // about the issuing CA, whose issuer is the root
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := tdr{ri: ri, dev: p.Devices[0].ID(), tdid: "td", nonce: nonce("n"), qty: 1, ocsp: [][]byte{leafDER, caDER}}
+	msg := s.build(t, signPSS20)
+	// Anchored, the root completes the path and both responses are judged.
+	fs := newVerifier(p).Check(decHint(msg, "tokenRequest", false), Context{Time: t0})
+	noErrors(t, fs)
+	wantNot(t, fs, "OCSP-CERTID")
+	// Without anchors the root is unknown: the CA's response cannot be matched to an issuer,
+	// which is unknown rather than wrong.
+	fs = New(NewTrust(), Options{Clock: func() time.Time { return t0 }}).Check(decHint(msg, "tokenRequest", false), Context{Time: t0})
+	want(t, fs, "OCSP-CERTID", decode.SevInfo)
+	if !strings.Contains(find(fs, "OCSP-CERTID").Message, "Issuing CA") {
+		t.Errorf("the note should name the CA: %s", find(fs, "OCSP-CERTID").Message)
+	}
+}
