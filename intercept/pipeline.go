@@ -360,20 +360,18 @@ const (
 	jobRequest jobKind = iota
 	jobResponse
 	jobDone
-	jobBarrier
 )
 
 // job is one step of one flow's analysis. A decoder fills msg from the job's own bytes (it never
 // touches the flow); the judge stage applies the job to the flow.
 type job struct {
-	f       *captures.Flow
-	kind    jobKind
-	body    []byte      // to decode; nil: nothing to decode
-	hint    decode.Hint // its Answers is filled from req
-	req     *job        // jobResponse: the request's job, whose kind the response answers
-	resp    *respHalf   // jobResponse
-	at      time.Time   // jobDone
-	barrier chan struct{}
+	f    *captures.Flow
+	kind jobKind
+	body []byte      // to decode; nil: nothing to decode
+	hint decode.Hint // its Answers is filled from req
+	req  *job        // jobResponse: the request's job, whose kind the response answers
+	resp *respHalf   // jobResponse
+	at   time.Time   // jobDone
 
 	msg   *decode.Message
 	ready chan struct{} // closed once msg is decoded; nil when there was nothing to decode
@@ -439,8 +437,6 @@ func (p *Pipeline) judge() {
 func (p *Pipeline) apply(j *job) {
 	f := j.f
 	switch j.kind {
-	case jobBarrier:
-		close(j.barrier)
 	case jobRequest:
 		f.Request.Message = j.msg
 		f.Leg = p.classify(f) // provisional, from the request alone; the response may refine it
@@ -469,13 +465,6 @@ func (p *Pipeline) apply(j *job) {
 		}
 		p.cfg.Store.Add(f)
 	}
-}
-
-// Flush waits until everything queued so far has been analysed and stored.
-func (p *Pipeline) Flush() {
-	b := make(chan struct{})
-	p.submit(&job{kind: jobBarrier, barrier: b})
-	<-b
 }
 
 func appendUnique(dst []string, xs ...string) []string {
