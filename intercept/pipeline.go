@@ -383,6 +383,8 @@ func (p *Pipeline) submit(j *job) {
 	p.queueMu.RLock()
 	if p.closed {
 		p.queueMu.RUnlock()
+		// After everything queued before Close: this flow's earlier steps may still be there.
+		<-p.stopped
 		p.decode(j)
 		p.apply(j)
 		return
