@@ -153,11 +153,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		} else {
-			for _, e := range backlog {
-				if !send(e) {
+			// What the client missed goes out in full frames, not one frame per event.
+			for len(backlog) > 0 {
+				n := min(len(backlog), maxBatch)
+				var msg any = backlog[0]
+				if n > 1 {
+					msg = batchMsg{Type: "batch", Events: backlog[:n]}
+				}
+				if !send(msg) {
 					sub.Close()
 					return
 				}
+				backlog = backlog[n:]
 			}
 		}
 		lagged := false

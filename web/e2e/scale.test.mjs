@@ -35,19 +35,25 @@ describe('50,000 flows', { skip: !BIG_URL && 'ROAPPROXY_UI_BIG_URL is not set (r
     await page.keyboard.press('Home');
     await until(async () => (await visibleRows(page)).some((r) => r.id === firstID), { message: 'the first flow in view' });
     assert.ok((await page.locator('.row').count()) < 200);
-    // Scroll through the middle frame by frame, timing it.
-    const ms = await page.evaluate(async () => {
+    // Jump through the middle frame by frame: at every stop the rows in view are refilled for
+    // that position, and the DOM never holds more than a screenful. (Structure, not wall time:
+    // how fast a shared machine paints is for benchmarks, not for a test.)
+    const stops = await page.evaluate(async () => {
       const sc = document.querySelector('#scroller');
       const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
-      const t0 = performance.now();
+      const out = [];
       for (let i = 1; i <= 60; i++) {
         sc.scrollTop = (sc.scrollHeight * i) / 61;
         await frame();
         await frame();
+        const top = sc.getBoundingClientRect().top;
+        const inView = [...sc.querySelectorAll('.row')].filter((r) => r.getBoundingClientRect().bottom > top);
+        out.push({ rows: sc.querySelectorAll('.row').length, first: inView.length ? Number(inView[0].dataset.id) : -1 });
       }
-      return (performance.now() - t0) / 60;
+      return out;
     });
-    assert.ok(ms < 120, `a jump through the table takes ${ms.toFixed(1)} ms per step`);
+    assert.ok(stops.every((x) => x.rows > 10 && x.rows < 200), `row elements per stop: ${stops.map((x) => x.rows)}`);
+    assert.ok(stops.every((x, i) => x.first > 0 && (i === 0 || x.first > stops[i - 1].first)), `first row in view per stop: ${stops.map((x) => x.first)}`);
     const mid = await visibleRows(page);
     assert.ok(mid.length > 10 && mid.every((r, i) => i === 0 || r.id > mid[i - 1].id), 'rows in view are consecutive');
     await page.evaluate(() => {
