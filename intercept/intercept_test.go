@@ -526,3 +526,71 @@ func TestAnalysisNeverHoldsUpForwarding(t *testing.T) {
 	resp.Body.Close()
 	waitFlows(t, store, n+1)
 }
+
+func TestAnalysisBudgetHoldsForwardingBack(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		io.WriteString(w, ldResp)
+	}))
+	defer up.Close()
+	g := &gateJudge{gate: make(chan struct{})}
+	store := captures.NewStore(captures.StoreOptions{MaxBytes: 1 << 30}, captures.NewBus(1024))
+	p := NewPipeline(Config{Store: store, Judge: g, AnalysisBudget: 1024})
+	target, _ := url.Parse(up.URL)
+	rev := httptest.NewServer(NewReverse(p, target))
+	defer rev.Close()
+	body := `<roap:leaveDomainRequest xmlns:roap="urn:oma:bac:dldrm:roap-1.0">` + strings.Repeat("x", 600) + `</roap:leaveDomainRequest>`
+	post := func() <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, strings.NewReader(body))
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		return done
+	}
+	// The first exchange fits in the budget (its request and response are about 900 bytes)...
+	if err := <-post(); err != nil {
+		t.Fatal(err)
+	}
+	// ...the second does not while the first is still waiting for the stuck judge.
+	second := post()
+	select {
+	case err := <-second:
+		t.Fatalf("the second exchange completed (%v) with the analysis budget full", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(g.gate)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if store.Len() != 2 {
+		t.Fatalf("%d flows stored, want 2", store.Len())
+	}
+}
+
+func TestByteBudget(t *testing.T) {
+	b := newByteBudget(100)
+	if got := b.acquire(250); got != 100 {
+		t.Fatalf("a body larger than the budget takes the whole budget, got %d", got)
+	}
+	if got := b.acquire(0); got != 0 {
+		t.Fatalf("nothing to hold took %d", got)
+	}
+	took := make(chan int64)
+	go func() { took <- b.acquire(10) }()
+	select {
+	case n := <-took:
+		t.Fatalf("acquired %d of a full budget", n)
+	case <-time.After(100 * time.Millisecond):
+	}
+	b.release(100)
+	if n := <-took; n != 10 {
+		t.Fatalf("took %d", n)
+	}
+}

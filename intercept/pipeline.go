@@ -63,6 +63,9 @@ type Config struct {
 	// Timeout bounds a whole upstream exchange (0: none beyond the transport's own).
 	Timeout time.Duration
 	Clock   func() time.Time
+	// AnalysisBudget bounds the body bytes queued for analysis (default 32 MiB): beyond it,
+	// forwarding waits for the analyser.
+	AnalysisBudget int64
 }
 
 // Pipeline runs exchanges. It is safe for concurrent use.
@@ -79,6 +82,7 @@ type Pipeline struct {
 	queueMu sync.RWMutex
 	closed  bool
 	stopped chan struct{}
+	budget  *byteBudget
 
 	// hostLegs remembers which leg each upstream host serves, so bodiless exchanges with it (a
 	// device polling an RI for pushed triggers) are placed on the right leg.
@@ -136,8 +140,12 @@ func NewPipeline(cfg Config) *Pipeline {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.AnalysisBudget <= 0 {
+		cfg.AnalysisBudget = defaultAnalysisBudget
+	}
 	p := &Pipeline{cfg: cfg, work: make(chan *job, analysisQueue), ordered: make(chan *job, analysisQueue),
-		stop: make(chan struct{}), stopped: make(chan struct{}), hostLegs: map[string]captures.Leg{}}
+		stop: make(chan struct{}), stopped: make(chan struct{}), budget: newByteBudget(cfg.AnalysisBudget),
+		hostLegs: map[string]captures.Leg{}}
 	for range runtime.GOMAXPROCS(0) {
 		go p.decoder()
 	}
@@ -267,7 +275,7 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 	}
 	// From here on the flow belongs to the analyser; what this exchange learns later travels
 	// in the jobs that follow.
-	reqJob := &job{f: f, kind: jobRequest}
+	reqJob := &job{f: f, kind: jobRequest, held: int64(len(f.Request.Body))}
 	if decodeReq {
 		reqJob.body = body
 		reqJob.hint = decode.Hint{ContentType: req.Header.Get("Content-Type"), Direction: decode.DirRequest}
@@ -326,14 +334,14 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 		r.findings = append(r.findings, RuleBodyLimit.At("", "response body exceeds %d bytes; forwarded undecoded", p.cfg.MaxBody))
 		clientResp.ContentLength = resp.ContentLength
 		clientResp.Body = &completion{r: io.MultiReader(bytes.NewReader(rbody), resp.Body), closer: resp.Body, done: finish}
-		p.submit(&job{f: f, kind: jobResponse, resp: r})
+		p.submit(&job{f: f, kind: jobResponse, resp: r, held: int64(len(r.half.Body))})
 		return clientResp
 	}
 	resp.Body.Close()
 	if resp.ContentLength >= 0 || resp.Header.Get("Content-Length") != "" {
 		clientResp.Header.Set("Content-Length", strconv.Itoa(len(rbody)))
 	}
-	rj := &job{f: f, kind: jobResponse, resp: r}
+	rj := &job{f: f, kind: jobResponse, resp: r, held: int64(len(rbody))}
 	if len(rbody) > 0 {
 		rj.body, rj.req = rbody, reqJob
 		rj.hint = decode.Hint{ContentType: resp.Header.Get("Content-Type"), Direction: decode.DirResponse}
@@ -375,6 +383,7 @@ type job struct {
 
 	msg   *decode.Message
 	ready chan struct{} // closed once msg is decoded; nil when there was nothing to decode
+	held  int64         // bytes of body this job holds against the analysis budget
 }
 
 // submit queues j for analysis. The queues are bounded: when analysis falls that far behind,
@@ -389,6 +398,7 @@ func (p *Pipeline) submit(j *job) {
 		p.apply(j)
 		return
 	}
+	j.held = p.budget.acquire(j.held)
 	if j.body != nil {
 		j.ready = make(chan struct{})
 		p.work <- j
@@ -396,6 +406,51 @@ func (p *Pipeline) submit(j *job) {
 	// The judge's queue is the order of record: the order in which submits reached it.
 	p.ordered <- j
 	p.queueMu.RUnlock()
+}
+
+// defaultAnalysisBudget bounds the body bytes waiting for analysis. The queues count jobs; bodies
+// can be megabytes each, and a burst of them must slow forwarding down rather than outgrow the
+// memory the proxy is meant to stay within.
+const defaultAnalysisBudget = 32 << 20
+
+// byteBudget is a counting semaphore over bytes.
+type byteBudget struct {
+	mu   sync.Mutex
+	cond sync.Cond
+	used int64
+	max  int64
+}
+
+func newByteBudget(max int64) *byteBudget {
+	b := &byteBudget{max: max}
+	b.cond.L = &b.mu
+	return b
+}
+
+// acquire waits until n bytes (at most the whole budget) fit, takes them, and returns how many
+// it took.
+func (b *byteBudget) acquire(n int64) int64 {
+	n = min(n, b.max)
+	if n <= 0 {
+		return 0
+	}
+	b.mu.Lock()
+	for b.used+n > b.max {
+		b.cond.Wait()
+	}
+	b.used += n
+	b.mu.Unlock()
+	return n
+}
+
+func (b *byteBudget) release(n int64) {
+	if n <= 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+	b.cond.Broadcast()
 }
 
 // decoder decodes jobs in parallel: decoding is stateless, and most of the analysis.
@@ -433,6 +488,7 @@ func (p *Pipeline) judge() {
 			<-j.ready
 		}
 		p.apply(j)
+		p.budget.release(j.held)
 	}
 }
 
@@ -496,7 +552,7 @@ func (p *Pipeline) fail(f *captures.Flow, r *respHalf, upstream string, err erro
 	r.status = http.StatusBadGateway
 	h := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Length": {strconv.Itoa(len(msg))}, "X-Roapproxy-Error": {"upstream"}}
 	r.half = captures.Half{Header: h.Clone(), Body: []byte(msg), Size: int64(len(msg))}
-	p.submit(&job{f: f, kind: jobResponse, resp: r})
+	p.submit(&job{f: f, kind: jobResponse, resp: r, held: int64(len(r.half.Body))})
 	return &http.Response{StatusCode: http.StatusBadGateway, Status: "502 Bad Gateway", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: int64(len(msg)), Body: &completion{r: strings.NewReader(msg), done: finish}}
 }
