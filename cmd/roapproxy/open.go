@@ -52,6 +52,8 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var flows []*captures.Flow
+	seen := map[uint64]bool{}
+	var top uint64
 	for _, name := range fs.Args() {
 		fl, err := readRecording(name)
 		if err != nil && len(fl) == 0 {
@@ -61,6 +63,20 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			// A proxy that was killed leaves a last line cut short: keep what came before it.
 			fmt.Fprintf(stderr, "roapproxy open: %v; using the %d flows before it\n", err, len(fl))
+		}
+		// Recordings of different sessions both start at flow 1: a file whose IDs were taken
+		// already is numbered on after the others, so every flow keeps its own address in the UI.
+		var shift uint64
+		for _, f := range fl {
+			if seen[f.ID] {
+				shift = top
+				break
+			}
+		}
+		for _, f := range fl {
+			f.ID += shift
+			seen[f.ID] = true
+			top = max(top, f.ID)
 		}
 		flows = append(flows, fl...)
 	}

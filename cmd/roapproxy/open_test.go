@@ -186,3 +186,23 @@ func TestOpenUsage(t *testing.T) {
 		t.Errorf("garbage: exit %d, %s", code, errOut.String())
 	}
 }
+
+func TestOpenTwoRecordingsKeepEveryFlow(t *testing.T) {
+	recording, root, live := recordFaultyLeave(t)
+	var out, errOut bytes.Buffer
+	dispatch(context.Background(), []string{"open", "--ui", "", "--json", "--trust", root, recording, recording}, &out, &errOut)
+	ids := map[uint64]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var s captures.Summary
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatal(err)
+		}
+		if ids[s.ID] {
+			t.Fatalf("flow ID %d twice", s.ID)
+		}
+		ids[s.ID] = true
+	}
+	if len(ids) != 2*len(live) {
+		t.Fatalf("%d flows from two copies of a %d-flow recording", len(ids), len(live))
+	}
+}
