@@ -594,3 +594,73 @@ func TestByteBudget(t *testing.T) {
 		t.Fatalf("took %d", n)
 	}
 }
+
+// lagJudge holds every half of flows from ID 2 on until released, and records its ticks.
+type lagJudge struct {
+	release chan struct{}
+	mu      sync.Mutex
+	ticks   []time.Time
+}
+
+func (g *lagJudge) Judge(f *captures.Flow, dir decode.Direction) ([]decode.Finding, []string) {
+	if f.ID >= 2 {
+		<-g.release
+	}
+	return nil, nil
+}
+
+func (g *lagJudge) Tick(now time.Time) []Late {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ticks = append(g.ticks, now)
+	return nil
+}
+
+func TestWindowsExpireOnTheJudgesClock(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		io.WriteString(w, ldResp)
+	}))
+	defer up.Close()
+	g := &lagJudge{release: make(chan struct{})}
+	store := captures.NewStore(captures.StoreOptions{MaxBytes: 1 << 30}, captures.NewBus(1024))
+	p := NewPipeline(Config{Store: store, Judge: g})
+	target, _ := url.Parse(up.URL)
+	rev := httptest.NewServer(NewReverse(p, target))
+	defer rev.Close()
+	send := func() {
+		resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, strings.NewReader(`<roap:leaveDomainRequest xmlns:roap="urn:oma:bac:dldrm:roap-1.0"/>`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	send()
+	waitFlows(t, store, 1)
+	time.Sleep(20 * time.Millisecond)
+	stuck := time.Now()
+	send() // its analysis is held: the judge has seen nothing after flow 1
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.mu.Lock()
+		n := len(g.ticks)
+		var last time.Time
+		if n > 0 {
+			last = g.ticks[n-1]
+		}
+		g.mu.Unlock()
+		if n > 0 && last.After(stuck) {
+			t.Fatalf("ticked at %v, after flow 2 passed (%v) while the judge had not seen it", last, stuck)
+		}
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no tick")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(g.release)
+	p.Close()
+}

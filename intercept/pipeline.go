@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/roapproxy/roapproxy/captures"
@@ -83,6 +84,10 @@ type Pipeline struct {
 	closed  bool
 	stopped chan struct{}
 	budget  *byteBudget
+	// pending counts the steps queued and not yet applied; judgedAt is when the last applied
+	// one passed the proxy (Unix nanoseconds).
+	pending  atomic.Int64
+	judgedAt atomic.Int64
 
 	// hostLegs remembers which leg each upstream host serves, so bodiless exchanges with it (a
 	// device polling an RI for pushed triggers) are placed on the right leg.
@@ -182,7 +187,16 @@ func (p *Pipeline) tick() {
 		case <-p.stop:
 			return
 		case <-t.C:
-			for _, l := range p.cfg.Judge.Tick(p.cfg.Clock()) {
+			// Windows expire on the judge's clock: while steps wait in the queue, the judge has
+			// only seen the traffic up to the last one it applied, and a message still queued
+			// must not be reported as never having come.
+			now := p.cfg.Clock()
+			if p.pending.Load() > 0 {
+				if at := p.judgedAt.Load(); at != 0 && at < now.UnixNano() {
+					now = time.Unix(0, at)
+				}
+			}
+			for _, l := range p.cfg.Judge.Tick(now) {
 				p.cfg.Store.AddFindings(l.FlowID, l.Findings)
 			}
 		}
@@ -386,6 +400,17 @@ type job struct {
 	held  int64         // bytes of body this job holds against the analysis budget
 }
 
+// passed is when the step's half went through the proxy.
+func (j *job) passed() time.Time {
+	switch j.kind {
+	case jobRequest:
+		return j.f.Timings.Received
+	case jobResponse:
+		return firstSet(j.resp.responded, j.resp.firstByte, j.resp.sentUpstream)
+	}
+	return j.at
+}
+
 // submit queues j for analysis. The queues are bounded: when analysis falls that far behind,
 // forwarding waits for it rather than dropping anything. After Close, jobs run inline.
 func (p *Pipeline) submit(j *job) {
@@ -399,6 +424,7 @@ func (p *Pipeline) submit(j *job) {
 		return
 	}
 	j.held = p.budget.acquire(j.held)
+	p.pending.Add(1)
 	if j.body != nil {
 		j.ready = make(chan struct{})
 		p.work <- j
@@ -489,6 +515,10 @@ func (p *Pipeline) judge() {
 		}
 		p.apply(j)
 		p.budget.release(j.held)
+		if at := j.passed(); !at.IsZero() {
+			p.judgedAt.Store(at.UnixNano())
+		}
+		p.pending.Add(-1)
 	}
 }
 
