@@ -335,3 +335,56 @@ func TestStreamBatchesQueuedEventsInOrder(t *testing.T) {
 	}
 	t.Logf("500 events in %d frames", frames)
 }
+
+func TestStreamFramesAtMostEveryLingerInABurst(t *testing.T) {
+	store := captures.NewStore(captures.StoreOptions{}, captures.NewBus(4096))
+	srv := httptest.NewServer(New(Options{Store: store, StreamQueue: 1024}))
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(srv, "?since=0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var snap msg
+	c.ReadJSON(&snap)
+	// After a quiet moment an event goes out alone, without waiting for company.
+	addFlow(store, 0)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var first msg
+	if err := c.ReadJSON(&first); err != nil || first.Type != "flow" || first.Seq != 1 {
+		t.Fatalf("first event after a quiet moment: %+v (%v)", first, err)
+	}
+	// A steady burst, one event a millisecond: frames come no closer than streamLinger.
+	const n = 300
+	go func() {
+		for i := 1; i <= n; i++ {
+			addFlow(store, i)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var at []time.Time
+	next := uint64(2)
+	for next <= n+1 {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var m msg
+		if err := c.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		at = append(at, time.Now())
+		events := []msg{m}
+		if m.Type == "batch" {
+			events = m.Events
+		}
+		for _, e := range events {
+			if e.Seq != next {
+				t.Fatalf("event seq %d, want %d", e.Seq, next)
+			}
+			next++
+		}
+	}
+	span := at[len(at)-1].Sub(at[0])
+	if most := int(span/streamLinger) + 3; len(at) > most {
+		t.Fatalf("%d events in %d frames over %v: more than one frame per %v", n, len(at), span, streamLinger)
+	}
+	t.Logf("%d events in %d frames over %v", n, len(at), span)
+}
