@@ -469,18 +469,27 @@ func (g *gateJudge) Judge(f *captures.Flow, dir decode.Direction) ([]decode.Find
 
 func (g *gateJudge) Tick(time.Time) []Late { return nil }
 
-func TestAnalysisNeverHoldsUpForwarding(t *testing.T) {
+// judgedRig is a reverse listener in front of an upstream that answers every request with a
+// leaveDomainResponse, through a pipeline with the given judge and analysis budget (0: default).
+func judgedRig(t *testing.T, judge Judge, budget int64) (*Pipeline, *captures.Store, *httptest.Server) {
+	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", decode.MIMEPDU)
 		io.WriteString(w, ldResp)
 	}))
-	defer up.Close()
-	g := &gateJudge{gate: make(chan struct{})}
+	t.Cleanup(up.Close)
 	store := captures.NewStore(captures.StoreOptions{MaxBytes: 1 << 30}, captures.NewBus(1024))
-	p := NewPipeline(Config{Store: store, Judge: g})
+	p := NewPipeline(Config{Store: store, Judge: judge, AnalysisBudget: budget})
 	target, _ := url.Parse(up.URL)
 	rev := httptest.NewServer(NewReverse(p, target))
-	defer rev.Close()
+	t.Cleanup(rev.Close)
+	return p, store, rev
+}
+
+func TestAnalysisNeverHoldsUpForwarding(t *testing.T) {
+	g := &gateJudge{gate: make(chan struct{})}
+	p, store, rev := judgedRig(t, g, 0)
 
 	// With the judge stuck, every exchange still completes, byte for byte.
 	const n = 20
@@ -528,18 +537,8 @@ func TestAnalysisNeverHoldsUpForwarding(t *testing.T) {
 }
 
 func TestAnalysisBudgetHoldsForwardingBack(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", decode.MIMEPDU)
-		io.WriteString(w, ldResp)
-	}))
-	defer up.Close()
 	g := &gateJudge{gate: make(chan struct{})}
-	store := captures.NewStore(captures.StoreOptions{MaxBytes: 1 << 30}, captures.NewBus(1024))
-	p := NewPipeline(Config{Store: store, Judge: g, AnalysisBudget: 1024})
-	target, _ := url.Parse(up.URL)
-	rev := httptest.NewServer(NewReverse(p, target))
-	defer rev.Close()
+	p, store, rev := judgedRig(t, g, 1024)
 	body := `<roap:leaveDomainRequest xmlns:roap="urn:oma:bac:dldrm:roap-1.0">` + strings.Repeat("x", 600) + `</roap:leaveDomainRequest>`
 	post := func() <-chan error {
 		done := make(chan error, 1)
@@ -617,17 +616,8 @@ func (g *lagJudge) Tick(now time.Time) []Late {
 }
 
 func TestWindowsExpireOnTheJudgesClock(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", decode.MIMEPDU)
-		io.WriteString(w, ldResp)
-	}))
-	defer up.Close()
 	g := &lagJudge{release: make(chan struct{})}
-	store := captures.NewStore(captures.StoreOptions{MaxBytes: 1 << 30}, captures.NewBus(1024))
-	p := NewPipeline(Config{Store: store, Judge: g})
-	target, _ := url.Parse(up.URL)
-	rev := httptest.NewServer(NewReverse(p, target))
-	defer rev.Close()
+	p, store, rev := judgedRig(t, g, 0)
 	send := func() {
 		resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, strings.NewReader(`<roap:leaveDomainRequest xmlns:roap="urn:oma:bac:dldrm:roap-1.0"/>`))
 		if err != nil {

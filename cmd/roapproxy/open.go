@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/roapproxy/roapproxy/captures"
 	"github.com/roapproxy/roapproxy/decode"
 	"github.com/roapproxy/roapproxy/intercept"
-	"github.com/roapproxy/roapproxy/web"
 )
 
 func init() {
@@ -103,17 +101,16 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		s := captures.Summarize(f)
 		errs += s.Errors
 		warns += s.Warnings
+		switch {
+		case o.UI != "":
+		case o.JSON:
+			b, _ := json.Marshal(s)
+			fmt.Fprintf(stdout, "%s\n", b)
+		default:
+			fmt.Fprintln(stdout, intercept.FormatSummary(&s, false, store))
+		}
 	}
 	if o.UI == "" {
-		for _, f := range store.Snapshot() {
-			s := captures.Summarize(f)
-			if o.JSON {
-				b, _ := json.Marshal(s)
-				fmt.Fprintf(stdout, "%s\n", b)
-			} else {
-				fmt.Fprintln(stdout, intercept.FormatSummary(&s, false, store))
-			}
-		}
 		fmt.Fprintf(stderr, "%d flows: %d errors, %d warnings\n", n, errs, warns)
 		if errs > 0 {
 			return 1
@@ -121,21 +118,13 @@ func runOpen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	token := o.UIToken
-	if token == "" && web.NeedsToken(o.UI) {
-		token = web.NewToken()
-	}
-	l, err := net.Listen("tcp", o.UI)
+	l, h, u, err := listenUI(o.UI, o.UIToken, store)
 	if err != nil {
 		fmt.Fprintf(stderr, "roapproxy open: %v\n", err)
 		return 1
 	}
-	u := "http://" + l.Addr().String() + "/"
-	if token != "" {
-		u += "?token=" + token
-	}
 	fmt.Fprintf(stderr, "%d flows: %d errors, %d warnings\nweb UI     %s\n", n, errs, warns, u)
-	hs := &http.Server{Handler: web.New(web.Options{Store: store, Token: token, Version: version}), ReadHeaderTimeout: 30 * time.Second}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	if err := intercept.Serve(ctx, hs, l, 5*time.Second); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintf(stderr, "roapproxy open: %v\n", err)
 		return 1

@@ -224,19 +224,12 @@ func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) 
 		r.Reverse["http://"+l.Addr().String()] = u.String()
 	}
 	if o.UI != "" {
-		token := o.UIToken
-		if token == "" && web.NeedsToken(o.UI) {
-			token = web.NewToken()
-		}
-		l, err := net.Listen("tcp", o.UI)
+		l, h, u, err := listenUI(o.UI, o.UIToken, r.Store)
 		if err != nil {
 			return fail(err)
 		}
-		servers = append(servers, srv{l, web.New(web.Options{Store: r.Store, Token: token, Version: version})})
-		r.UIURL = "http://" + l.Addr().String() + "/"
-		if token != "" {
-			r.UIURL += "?token=" + token
-		}
+		servers = append(servers, srv{l, h})
+		r.UIURL = u
 	}
 	for _, s := range servers {
 		s := s
@@ -258,6 +251,23 @@ func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) 
 		}()
 	}
 	return r, nil
+}
+
+// listenUI listens for the web UI on addr over store. A token is generated when none is given
+// and the address reaches beyond loopback; the URL returned carries it.
+func listenUI(addr, token string, store *captures.Store) (net.Listener, http.Handler, string, error) {
+	if token == "" && web.NeedsToken(addr) {
+		token = web.NewToken()
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	u := "http://" + l.Addr().String() + "/"
+	if token != "" {
+		u += "?token=" + token
+	}
+	return l, web.New(web.Options{Store: store, Token: token, Version: version}), u, nil
 }
 
 // describe prints where everything listens.
