@@ -95,7 +95,7 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			p := intercept.NewPipeline(cfg)
 			defer p.Close()
-			front := httptest.NewServer(intercept.NewReverse(p, target))
+			front := startReverse(b, p, target)
 			defer front.Close()
 			run(b, front.URL)
 		})

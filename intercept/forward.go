@@ -8,7 +8,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -160,34 +159,20 @@ func (c *CA) response(r *http.Request) *http.Response {
 		Header: h, ContentLength: int64(len(body)), Body: io.NopCloser(strings.NewReader(body)), Request: r}
 }
 
-// NewReverse returns a handler that sends every request to target, through the pipeline.
-func NewReverse(p *Pipeline, target *url.URL) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in := r.Clone(r.Context())
-		in.URL = upstreamURL(target, r)
-		in.Body = r.Body
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		resp := p.roundTrip(in, "reverse", scheme+"://"+r.Host+r.URL.RequestURI())
-		WriteResponse(w, resp)
-	})
+// Server is what Serve runs: an *http.Server, or a *Reverse listener's engine.
+type Server interface {
+	Serve(l net.Listener) error
+	Shutdown(ctx context.Context) error
 }
 
-// WriteResponse copies resp to w, keeping its framing: a Content-Length stays a Content-Length.
-func WriteResponse(w http.ResponseWriter, resp *http.Response) {
-	defer resp.Body.Close()
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
-}
+var (
+	_ Server = (*http.Server)(nil)
+	_ Server = (*Reverse)(nil)
+)
 
 // Serve runs srv on l until ctx is cancelled, then shuts it down gracefully, giving in-flight
 // exchanges up to grace to finish.
-func Serve(ctx context.Context, srv *http.Server, l net.Listener, grace time.Duration) error {
+func Serve(ctx context.Context, srv Server, l net.Listener, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

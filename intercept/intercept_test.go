@@ -35,6 +35,28 @@ func newTestPipeline(t testing.TB, judge Judge) (*Pipeline, *captures.Store) {
 	return p, store
 }
 
+// revServer is a reverse listener on loopback, for tests.
+type revServer struct {
+	URL      string
+	Listener net.Listener
+	rv       *Reverse
+}
+
+func (r *revServer) Close() { r.rv.Close() }
+
+// startReverse serves a reverse listener in front of target on a loopback port.
+func startReverse(t testing.TB, p *Pipeline, target *url.URL) *revServer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv := NewReverse(p, target, ReverseOptions{TLS: &TLSOptions{Insecure: true}})
+	go rv.Serve(l)
+	t.Cleanup(func() { rv.Close() })
+	return &revServer{URL: "http://" + l.Addr().String(), Listener: l, rv: rv}
+}
+
 // waitFlows waits until the store holds n flows; flows are stored when the client has read
 // the response, which can be just after the client's call returns.
 func waitFlows(t testing.TB, s *captures.Store, n int) {
@@ -84,7 +106,7 @@ func TestReverseIsByteExact(t *testing.T) {
 	defer up.Close()
 	p, store := newTestPipeline(t, nil)
 	target, _ := url.Parse(up.URL)
-	rev := httptest.NewServer(NewReverse(p, target))
+	rev := startReverse(t, p, target)
 	defer rev.Close()
 
 	direct := rawExchange(t, up.Listener.Addr().String(), "POST /roap HTTP/1.1\r\nHost: x\r\nContent-Type: "+decode.MIMEPDU+"\r\nContent-Length: "+fmt.Sprint(len(reqBody))+"\r\n\r\n"+string(reqBody))
@@ -124,7 +146,7 @@ func TestUnparseableBytesPassUntouched(t *testing.T) {
 	defer up.Close()
 	p, store := newTestPipeline(t, nil)
 	target, _ := url.Parse(up.URL)
-	rev := httptest.NewServer(NewReverse(p, target))
+	rev := startReverse(t, p, target)
 	defer rev.Close()
 	resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, bytes.NewReader(junk))
 	if err != nil {
@@ -148,7 +170,7 @@ func TestUpstreamDownGives502AndFinding(t *testing.T) {
 	l.Close() // nothing listens there now
 	p, store := newTestPipeline(t, nil)
 	target, _ := url.Parse(dead)
-	rev := httptest.NewServer(NewReverse(p, target))
+	rev := startReverse(t, p, target)
 	defer rev.Close()
 	resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, strings.NewReader(ldResp))
 	if err != nil {
@@ -340,7 +362,7 @@ func TestConcurrentClientsNoErrors(t *testing.T) {
 	defer up.Close()
 	p, store := newTestPipeline(t, nil)
 	target, _ := url.Parse(up.URL)
-	rev := httptest.NewServer(NewReverse(p, target))
+	rev := startReverse(t, p, target)
 	defer rev.Close()
 	const clients, each = 64, 200
 	tr := &http.Transport{MaxIdleConnsPerHost: clients}
@@ -392,7 +414,7 @@ func TestBodilessPollTakesTheLegItsHostServes(t *testing.T) {
 	defer up.Close()
 	p, store := newTestPipeline(t, nil)
 	target, _ := url.Parse(up.URL)
-	rev := httptest.NewServer(NewReverse(p, target))
+	rev := startReverse(t, p, target)
 	defer rev.Close()
 	if resp, err := http.Get(rev.URL + "/push?deviceID=x"); err == nil {
 		resp.Body.Close()
@@ -425,7 +447,7 @@ func TestBodiesAboveTheLimitStreamThroughUndecoded(t *testing.T) {
 	p := NewPipeline(Config{Store: store, MaxBody: 1024})
 	defer p.Close()
 	target, _ := url.Parse(up.URL)
-	rev := httptest.NewServer(NewReverse(p, target))
+	rev := startReverse(t, p, target)
 	defer rev.Close()
 	resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, bytes.NewReader(big))
 	if err != nil {
@@ -471,7 +493,7 @@ func (g *gateJudge) Tick(time.Time) []Late { return nil }
 
 // judgedRig is a reverse listener in front of an upstream that answers every request with a
 // leaveDomainResponse, through a pipeline with the given judge and analysis budget (0: default).
-func judgedRig(t *testing.T, judge Judge, budget int64) (*Pipeline, *captures.Store, *httptest.Server) {
+func judgedRig(t *testing.T, judge Judge, budget int64) (*Pipeline, *captures.Store, *revServer) {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -482,7 +504,7 @@ func judgedRig(t *testing.T, judge Judge, budget int64) (*Pipeline, *captures.St
 	store := captures.NewStore(captures.StoreOptions{MaxBytes: 1 << 30}, captures.NewBus(1024))
 	p := NewPipeline(Config{Store: store, Judge: judge, AnalysisBudget: budget})
 	target, _ := url.Parse(up.URL)
-	rev := httptest.NewServer(NewReverse(p, target))
+	rev := startReverse(t, p, target)
 	t.Cleanup(rev.Close)
 	return p, store, rev
 }

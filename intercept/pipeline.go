@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -251,50 +252,21 @@ func readUpTo(r io.Reader, declared, max int64) ([]byte, bool, error) {
 // stored when the caller has read the response body to the end or closed it. RoundTrip never
 // returns an error: an upstream failure becomes a 502 response and a finding.
 func (p *Pipeline) RoundTrip(req *http.Request, mode string) *http.Response {
-	return p.roundTrip(req, mode, "")
-}
-
-// roundTrip is RoundTrip recording clientURL (the URL the client addressed, when it differs from
-// the upstream's, as behind a reverse listener) as the flow's URL: that is the URL a trigger's
-// roapURL and the device's view of the exchange refer to.
-func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Response {
-	if clientURL == "" {
-		clientURL = req.URL.String()
-	}
-	f := &captures.Flow{
-		ID: p.cfg.Store.NextID(), Mode: mode, Client: req.RemoteAddr, Method: req.Method, URL: clientURL,
-		Proto: req.Proto, Upstream: req.URL.Host, Findings: []decode.Finding{},
-		Request: captures.Half{Header: req.Header.Clone()},
-	}
-	upstream := f.Upstream
+	f := &captures.Flow{Mode: mode, Client: req.RemoteAddr, Method: req.Method, URL: req.URL.String(),
+		Proto: req.Proto, Upstream: req.URL.Host, Request: captures.Half{Header: req.Header.Clone()}}
+	x := p.begin(f)
 	body, big, err := readUpTo(req.Body, req.ContentLength, p.cfg.MaxBody)
 	if req.Body != nil && !big {
 		req.Body.Close()
 	}
-	f.Timings.Received = p.cfg.Clock()
-	if err != nil {
-		f.Findings = append(f.Findings, RuleClientBody.At("", "reading the request body failed after %d bytes: %v", len(body), err))
-	}
-	f.Request.Body, f.Request.Size = body, int64(len(body))
 	var outBody io.Reader = bytes.NewReader(body)
 	outLen := int64(len(body))
-	decodeReq := false
 	if big {
-		f.Request.Body, f.Request.Truncated = body[:p.cfg.MaxBody], true
-		f.Request.Size = req.ContentLength
-		f.Findings = append(f.Findings, RuleBodyLimit.At("", "request body exceeds %d bytes; forwarded undecoded", p.cfg.MaxBody))
+		x.request(body[:p.cfg.MaxBody], req.ContentLength, true, "", err)
 		outBody, outLen = io.MultiReader(bytes.NewReader(body), req.Body), req.ContentLength
 	} else {
-		decodeReq = len(body) > 0 || req.ContentLength > 0
+		x.request(body, int64(len(body)), false, req.Header.Get("Content-Type"), err)
 	}
-	// From here on the flow belongs to the analyser; what this exchange learns later travels
-	// in the jobs that follow.
-	reqJob := &job{f: f, kind: jobRequest, held: int64(len(f.Request.Body))}
-	if decodeReq {
-		reqJob.body = body
-		reqJob.hint = decode.Hint{ContentType: req.Header.Get("Content-Type"), Direction: decode.DirRequest}
-	}
-	p.submit(reqJob)
 
 	out, _ := http.NewRequestWithContext(req.Context(), req.Method, req.URL.String(), nil)
 	out.Header = req.Header.Clone()
@@ -318,54 +290,117 @@ func (p *Pipeline) roundTrip(req *http.Request, mode, clientURL string) *http.Re
 		out, release = out.WithContext(ctx), cancel
 	}
 	finish := func() {
-		p.submit(&job{f: f, kind: jobDone, at: p.cfg.Clock()})
+		x.done()
 		release()
 	}
 
-	r := &respHalf{sentUpstream: p.cfg.Clock()}
+	x.sending()
 	resp, err := p.cfg.Transport.RoundTrip(out)
 	if err != nil {
-		return p.fail(f, r, upstream, err, finish)
+		return failResponse(x.fail(err), finish)
 	}
-	r.firstByte = p.cfg.Clock()
-	r.status = resp.StatusCode
-	r.half.Header = resp.Header.Clone()
+	x.answered(resp.StatusCode, resp.Header.Clone())
 	rbody, rbig, rerr := readUpTo(resp.Body, resp.ContentLength, p.cfg.MaxBody)
 	if rerr != nil {
 		resp.Body.Close()
-		r.half.Body, r.half.Size = rbody, int64(len(rbody))
-		return p.fail(f, r, upstream, fmt.Errorf("reading the response body: %w", rerr), finish)
+		return failResponse(x.fail(fmt.Errorf("reading the response body: %w", rerr)), finish)
 	}
-	r.responded = p.cfg.Clock()
-	r.half.Body, r.half.Size = rbody, int64(len(rbody))
 	clientResp := &http.Response{
 		StatusCode: resp.StatusCode, Status: resp.Status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: resp.Header.Clone(), Request: req, ContentLength: int64(len(rbody)),
 	}
 	stripHop(clientResp.Header)
 	if rbig {
-		r.half.Body, r.half.Truncated, r.half.Size = rbody[:p.cfg.MaxBody], true, resp.ContentLength
-		r.findings = append(r.findings, RuleBodyLimit.At("", "response body exceeds %d bytes; forwarded undecoded", p.cfg.MaxBody))
+		x.response(rbody[:p.cfg.MaxBody], resp.ContentLength, true)
 		clientResp.ContentLength = resp.ContentLength
 		clientResp.Body = &completion{r: io.MultiReader(bytes.NewReader(rbody), resp.Body), closer: resp.Body, done: finish}
-		p.submit(&job{f: f, kind: jobResponse, resp: r, held: int64(len(r.half.Body))})
 		return clientResp
 	}
 	resp.Body.Close()
 	if resp.ContentLength >= 0 || resp.Header.Get("Content-Length") != "" {
 		clientResp.Header.Set("Content-Length", strconv.Itoa(len(rbody)))
 	}
-	rj := &job{f: f, kind: jobResponse, resp: r, held: int64(len(rbody))}
-	if len(rbody) > 0 {
-		rj.body, rj.req = rbody, reqJob
-		rj.hint = decode.Hint{ContentType: resp.Header.Get("Content-Type"), Direction: decode.DirResponse}
-	}
 	// Queued before the client sees a byte of it: whatever the client does next (an RI
 	// answering its device with what the DEA said) is analysed after this.
-	p.submit(rj)
+	x.response(rbody, int64(len(rbody)), false)
 	clientResp.Body = &completion{r: bytes.NewReader(rbody), done: finish}
 	return clientResp
 }
+
+// exchange is the forwarding side's record of one HTTP exchange. A forwarding engine reports
+// what it learns, in the order it learns it: request (once the request body is read), sending,
+// answered, then response or fail, then done. Each report that completes a half queues it for
+// analysis; after that the half belongs to the analyser and the engine must not touch it.
+type exchange struct {
+	p      *Pipeline
+	f      *captures.Flow
+	reqJob *job
+	r      *respHalf
+}
+
+// begin starts the exchange of f, which carries what the request head said (mode, client,
+// method, URL, proto, upstream, request header). It assigns the flow's ID.
+func (p *Pipeline) begin(f *captures.Flow) *exchange {
+	f.ID = p.cfg.Store.NextID()
+	if f.Findings == nil {
+		f.Findings = []decode.Finding{}
+	}
+	return &exchange{p: p, f: f, r: &respHalf{}}
+}
+
+// request records the request body: all of it, or its first bytes when truncated (size is then
+// the declared size, -1 when unknown). A body that fits is decoded when it is not empty; ct is
+// its Content-Type. readErr reports a body the client did not send completely.
+func (x *exchange) request(body []byte, size int64, truncated bool, ct string, readErr error) {
+	p, f := x.p, x.f
+	f.Timings.Received = p.cfg.Clock()
+	f.Request.Body, f.Request.Size, f.Request.Truncated = body, size, truncated
+	if readErr != nil {
+		f.Findings = append(f.Findings, RuleClientBody.At("", "reading the request body failed after %d bytes: %v", len(body), readErr))
+	}
+	if truncated {
+		f.Findings = append(f.Findings, RuleBodyLimit.At("", "request body exceeds %d bytes; forwarded undecoded", p.cfg.MaxBody))
+	}
+	// From here on the flow belongs to the analyser; what this exchange learns later travels
+	// in the jobs that follow.
+	x.reqJob = &job{f: f, kind: jobRequest, held: int64(len(body))}
+	if !truncated && len(body) > 0 {
+		x.reqJob.body = body
+		x.reqJob.hint = decode.Hint{ContentType: ct, Direction: decode.DirRequest}
+	}
+	p.submit(x.reqJob)
+}
+
+// sending records that the request is being handed to the upstream.
+func (x *exchange) sending() { x.r.sentUpstream = x.p.cfg.Clock() }
+
+// answered records the upstream's response head.
+func (x *exchange) answered(status int, h http.Header) {
+	x.r.firstByte = x.p.cfg.Clock()
+	x.r.status, x.r.half.Header = status, h
+}
+
+// response records the upstream's response body (or its first bytes when truncated; size is
+// then the declared size, -1 when unknown) and queues the response for analysis. Call it
+// before the client sees a byte of the body, so that whatever the client does next (an RI
+// answering its device with what the DEA said) is analysed after this.
+func (x *exchange) response(body []byte, size int64, truncated bool) {
+	r := x.r
+	r.responded = x.p.cfg.Clock()
+	r.half.Body, r.half.Size, r.half.Truncated = body, size, truncated
+	rj := &job{f: x.f, kind: jobResponse, resp: r, held: int64(len(body))}
+	if truncated {
+		r.findings = append(r.findings, RuleBodyLimit.At("", "response body exceeds %d bytes; forwarded undecoded", x.p.cfg.MaxBody))
+	} else if len(body) > 0 {
+		rj.body, rj.req = body, x.reqJob
+		rj.hint = decode.Hint{ContentType: r.half.Header.Get("Content-Type"), Direction: decode.DirResponse}
+	}
+	x.p.submit(rj)
+}
+
+// done records that the response has been written to the client (or that the exchange ended
+// without one) and stores the flow.
+func (x *exchange) done() { x.p.submit(&job{f: x.f, kind: jobDone, at: x.p.cfg.Clock()}) }
 
 // respHalf is what the forwarding goroutine learned about the response, handed to the analyser.
 type respHalf struct {
@@ -571,10 +606,18 @@ func appendUnique(dst []string, xs ...string) []string {
 	return dst
 }
 
-// fail answers the client with a 502 that says what went wrong, and records the flow.
-func (p *Pipeline) fail(f *captures.Flow, r *respHalf, upstream string, err error, finish func()) *http.Response {
+// upstreamFailure is the 502 roapproxy answers when the upstream fails.
+type upstreamFailure struct {
+	header http.Header
+	body   []byte
+}
+
+// fail records that the upstream failed (an exchange that got no usable response) and returns
+// the 502 to answer the client with, which says what went wrong.
+func (x *exchange) fail(err error) upstreamFailure {
+	r, upstream := x.r, x.f.Upstream
 	msg := fmt.Sprintf("roapproxy: upstream %s failed: %v\n", upstream, err)
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		msg = fmt.Sprintf("roapproxy: upstream %s did not answer within the timeout\n", upstream)
 	}
 	r.err = strings.TrimSpace(msg)
@@ -582,9 +625,16 @@ func (p *Pipeline) fail(f *captures.Flow, r *respHalf, upstream string, err erro
 	r.status = http.StatusBadGateway
 	h := http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "Content-Length": {strconv.Itoa(len(msg))}, "X-Roapproxy-Error": {"upstream"}}
 	r.half = captures.Half{Header: h.Clone(), Body: []byte(msg), Size: int64(len(msg))}
-	p.submit(&job{f: f, kind: jobResponse, resp: r, held: int64(len(r.half.Body))})
+	if r.sentUpstream.IsZero() {
+		r.sentUpstream = x.p.cfg.Clock()
+	}
+	x.p.submit(&job{f: x.f, kind: jobResponse, resp: r, held: int64(len(r.half.Body))})
+	return upstreamFailure{header: h, body: []byte(msg)}
+}
+
+func failResponse(u upstreamFailure, finish func()) *http.Response {
 	return &http.Response{StatusCode: http.StatusBadGateway, Status: "502 Bad Gateway", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, ContentLength: int64(len(msg)), Body: &completion{r: strings.NewReader(msg), done: finish}}
+		Header: u.header, ContentLength: int64(len(u.body)), Body: &completion{r: bytes.NewReader(u.body), done: finish}}
 }
 
 // completion calls done exactly once, when the body has been read to EOF or closed.

@@ -3,7 +3,7 @@ package intercept_test
 import (
 	"context"
 	"crypto/x509"
-	"net/http"
+	"net"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -131,7 +131,7 @@ func TestSimThroughReverseListeners(t *testing.T) {
 	// front of an RI and a DEA that devices and each other reach by URL.
 	for _, peer := range []string{s.RIs[0].Name(), s.RIs[1].Name(), sim.PeerDEA, sim.PeerOCSP} {
 		u, _ := url.Parse(s.URL(peer))
-		front := httptest.NewServer(intercept.NewReverse(rig.p, u))
+		front := startReverse(t, rig.p, u)
 		defer front.Close()
 		if err := s.SetFront(peer, front.URL); err != nil {
 			t.Fatal(err)
@@ -303,4 +303,23 @@ func TestSeed000CrossLegFindingsThroughProxy(t *testing.T) {
 	}
 }
 
-var _ http.Handler = intercept.NewReverse(nil, &url.URL{})
+// reverseFront is a reverse listener on loopback, for tests.
+type reverseFront struct {
+	URL string
+	rv  *intercept.Reverse
+}
+
+func (r *reverseFront) Close() { r.rv.Close() }
+
+// startReverse serves a reverse listener in front of target on a loopback port.
+func startReverse(t testing.TB, p *intercept.Pipeline, target *url.URL) *reverseFront {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv := intercept.NewReverse(p, target, intercept.ReverseOptions{})
+	go rv.Serve(l)
+	t.Cleanup(func() { rv.Close() })
+	return &reverseFront{URL: "http://" + l.Addr().String(), rv: rv}
+}

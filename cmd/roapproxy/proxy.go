@@ -182,7 +182,10 @@ func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) 
 
 	type srv struct {
 		l net.Listener
-		h http.Handler
+		s intercept.Server
+	}
+	handler := func(h http.Handler) intercept.Server {
+		return &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: nil}
 	}
 	var servers []srv
 	fail := func(err error) (*running, error) {
@@ -207,7 +210,7 @@ func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) 
 		if err != nil {
 			return fail(err)
 		}
-		servers = append(servers, srv{l, intercept.NewForward(r.Pipeline, intercept.ForwardOptions{CA: r.CA, Passthrough: o.Passthrough})})
+		servers = append(servers, srv{l, handler(intercept.NewForward(r.Pipeline, intercept.ForwardOptions{CA: r.CA, Passthrough: o.Passthrough}))})
 		r.ProxyURL = "http://" + l.Addr().String()
 	}
 	for _, spec := range o.Reverse {
@@ -220,7 +223,7 @@ func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) 
 		if err != nil {
 			return fail(err)
 		}
-		servers = append(servers, srv{l, intercept.NewReverse(r.Pipeline, u)})
+		servers = append(servers, srv{l, intercept.NewReverse(r.Pipeline, u, intercept.ReverseOptions{TLS: tlsOpts})})
 		r.Reverse["http://"+l.Addr().String()] = u.String()
 	}
 	if o.UI != "" {
@@ -228,16 +231,14 @@ func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) 
 		if err != nil {
 			return fail(err)
 		}
-		servers = append(servers, srv{l, h})
+		servers = append(servers, srv{l, handler(h)})
 		r.UIURL = u
 	}
 	for _, s := range servers {
-		s := s
-		hs := &http.Server{Handler: s.h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: nil}
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			if err := intercept.Serve(ctx, hs, s.l, 5*time.Second); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := intercept.Serve(ctx, s.s, s.l, 5*time.Second); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				r.errs <- err
 			}
 		}()
