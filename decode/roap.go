@@ -190,17 +190,11 @@ func roapRequireAttr(m *Message, n *Node, name string, r Rule) string {
 	return v
 }
 
-// roapCheck runs a presence table and then drops the "namespace-qualified child" notes for the
+// roapCheck runs a presence table without the "namespace-qualified child" notes for the
 // children the schema declares as global (qualified) elements, such as roap:protectedRO.
 func roapCheck(d *state, m *Message, s Seq, parent *Node, specs []ElemSpec, qualified ...string) Found {
-	n := len(m.Findings)
-	f := s.Check(d, m, parent, specs)
-	if len(qualified) > 0 {
-		roapDropFindings(m, n, func(x Finding) bool {
-			return x.Rule == RuleChildNS.ID && roapPathNameIn(x.Path, qualified)
-		})
-	}
-	return f
+	s.qualified = qualified
+	return s.Check(d, m, parent, specs)
 }
 
 // roapDropFindings removes, among the findings added since index from, those drop selects.
@@ -212,21 +206,6 @@ func roapDropFindings(m *Message, from int, drop func(Finding) bool) {
 		}
 	}
 	m.Findings = kept
-}
-
-// roapPathNameIn reports whether the last segment of a field path (without its [n] index) is one of
-// names.
-func roapPathNameIn(path string, names []string) bool {
-	seg := path[strings.LastIndexByte(path, '/')+1:]
-	if i := strings.IndexByte(seg, '['); i >= 0 {
-		seg = seg[:i]
-	}
-	for _, n := range names {
-		if strings.EqualFold(seg, n) {
-			return true
-		}
-	}
-	return false
 }
 
 // roapExtPlacement notes known extensions sent in a message that does not list them.
@@ -382,7 +361,7 @@ func decodeDeviceHello(d *state, m *Message, root *Node) {
 	// Several deviceIDs are one per device key (multi-PKI); deviceID is the first for
 	// correlation, deviceIDs all of them.
 	setIDFrom(m, "deviceID", f.First("deviceID"))
-	setIDsFrom(m, "deviceIDs", f["deviceID"])
+	setIDsFrom(m, "deviceIDs", f.All("deviceID"))
 	roapExtPlacement(m, f.First("extensions"))
 }
 
@@ -541,12 +520,12 @@ func decodeROResponse(d *state, m *Message, root *Node) {
 	setIDFrom(m, "deviceID", f.First("deviceID"))
 	setIDFrom(m, "riID", f.First("riID"))
 	m.setID("nonce", f.Text("nonce"))
-	if m.Variant == "1-pass" && len(f["ocspResponse"]) == 0 {
+	if m.Variant == "1-pass" && len(f.All("ocspResponse")) == 0 {
 		m.Add(roapRuleRORespShape.AtSev(SevInfo, "/"+root.Local+"/ocspResponse", "1-pass roResponse without ocspResponse: the device has no nonce-bound OCSP and relies on stored responses (OpenIPMP requires one)"))
 	}
 	var roIDs []string
 	riID := IdentifierHash(f.First("riID"))
-	for _, pro := range f["protectedRO"] {
+	for _, pro := range f.All("protectedRO") {
 		if id := d.roapProtectedRO(m, pro, riID); id != "" {
 			roIDs = append(roIDs, id)
 		}
@@ -770,7 +749,7 @@ func (d *state) roapDomainInfo(m *Message, di *Node, respRiID string) {
 	}
 	var ids []string
 	best, bestGen := "", -1
-	for _, dk := range f["domainKey"] {
+	for _, dk := range f.All("domainKey") {
 		kf := roapCheck(d, m, Seq{Presence: roapRuleJDRespInfo, Order: roapRuleJDRespInfo, Where: "domainKey"}, dk, []ElemSpec{
 			M("encKey", VAny), M("riID", VIdentifier), M("mac", VBase64),
 		})

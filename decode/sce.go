@@ -670,5 +670,5 @@ func decodeDrmTrigger(d *state, m *Message, root *Node) {
 		}
 		m.setID("domainID", v)
 	}
-	setIDsFrom(m, "deviceIDs", tf["deviceID"])
+	setIDsFrom(m, "deviceIDs", tf.All("deviceID"))
 }

@@ -69,14 +69,37 @@ type Seq struct {
 	Where string
 	// Open allows unknown children (reported as info rather than Presence findings).
 	Open bool
+	// qualified names children the schema declares as global (namespace-qualified) elements,
+	// such as roap:protectedRO: no "namespace-qualified child" note is made for them.
+	qualified []string
 }
 
-// Found maps field names to the nodes matched for them.
-type Found map[string][]*Node
+// Found holds the nodes a presence table matched, by field name. Nodes are grouped per table
+// row in one array rather than kept in a map of slices: Check runs several times per message,
+// and a map plus a slice per field was most of its allocations.
+type Found struct {
+	specs []ElemSpec
+	nodes []*Node // grouped by row, document order within a row
+	start []int   // nodes of row i are nodes[start[i]:start[i+1]]
+}
+
+// All returns every node found for name (nil when none).
+func (f Found) All(name string) []*Node {
+	for i := range f.specs {
+		if f.specs[i].Name == name {
+			a, b := f.start[i], f.start[i+1]
+			if a == b {
+				return nil
+			}
+			return f.nodes[a:b:b]
+		}
+	}
+	return nil
+}
 
 // First returns the first node found for name, or nil.
 func (f Found) First(name string) *Node {
-	if ns := f[name]; len(ns) > 0 {
+	if ns := f.All(name); len(ns) > 0 {
 		return ns[0]
 	}
 	return nil
@@ -85,17 +108,39 @@ func (f Found) First(name string) *Node {
 // Text returns the text of the first node found for name.
 func (f Found) Text(name string) string { return f.First(name).TextContent() }
 
+func (s Seq) isQualified(local string) bool {
+	for _, q := range s.qualified {
+		if strings.EqualFold(local, q) {
+			return true
+		}
+	}
+	return false
+}
+
 // Check matches parent's element children to specs, adds findings to m, records chains, OCSP
 // responses and identifiers found, and returns the matched nodes. Names match exactly, then
 // case-insensitively (reported as info).
 func (s Seq) Check(d *state, m *Message, parent *Node, specs []ElemSpec) Found {
-	found := Found{}
+	// rows[k] is the table row the k-th child matched (-1: none); small tables and child lists
+	// stay on the stack.
+	var rowsBuf [32]int
+	rows := rowsBuf[:0]
+	if len(parent.Children) > len(rowsBuf) {
+		rows = make([]int, 0, len(parent.Children))
+	}
+	var countBuf [33]int
+	start := countBuf[:len(specs)+1]
+	if len(specs)+1 > len(countBuf) {
+		start = make([]int, len(specs)+1)
+	}
+	matched := 0
 	last := -1
 	for _, c := range parent.Children {
 		if c.Kind != ElementNode {
 			if c.Kind == TextNode && strings.TrimSpace(c.Text) != "" {
 				m.Add(s.Presence.AtSev(SevWarning, PathOf(parent), "unexpected text %q inside <%s>", clip(c.Text, 40), parent.Local))
 			}
+			rows = append(rows, -1)
 			continue
 		}
 		idx := -1
@@ -120,15 +165,17 @@ func (s Seq) Check(d *state, m *Message, parent *Node, specs []ElemSpec) Found {
 			} else {
 				m.Add(s.Presence.At(PathOf(c), "unexpected element <%s> in %s", c.QName(), s.Where))
 			}
+			rows = append(rows, -1)
 			continue
 		}
 		sp := specs[idx]
 		if sp.Max == 0 {
 			m.Add(s.Presence.At(PathOf(c), "<%s> must not be present in %s", sp.Name, s.Where))
+			rows = append(rows, -1)
 			continue
 		}
 		if c.Space != "" && c.Space != parent.Space || (c.Space != "" && c.Prefix != "") {
-			if c.Space != "" {
+			if c.Space != "" && !s.isQualified(c.Local) {
 				m.Add(RuleChildNS.At(PathOf(c), "<%s> is namespace-qualified (%s); the schema has children unqualified", c.QName(), c.Space))
 			}
 		}
@@ -137,17 +184,35 @@ func (s Seq) Check(d *state, m *Message, parent *Node, specs []ElemSpec) Found {
 		} else {
 			last = idx
 		}
-		found[sp.Name] = append(found[sp.Name], c)
+		// A child matches the first row of its name, so rows sharing a name share its nodes.
+		rows = append(rows, idx)
+		start[idx+1]++
+		matched++
+	}
+	for i := 1; i < len(start); i++ {
+		start[i] += start[i-1]
+	}
+	found := Found{specs: specs, start: append([]int(nil), start...)}
+	if matched > 0 {
+		found.nodes = make([]*Node, matched)
+		fill := start // reused as the next free slot of each row
+		for k, c := range parent.Children {
+			if r := rows[k]; r >= 0 {
+				found.nodes[fill[r]] = c
+				fill[r]++
+			}
+		}
 	}
 	for _, sp := range specs {
-		n := len(found[sp.Name])
+		ns := found.All(sp.Name)
+		n := len(ns)
 		switch {
 		case n < sp.Min:
 			m.Add(s.Presence.At(PathOf(parent)+"/"+sp.Name, "mandatory <%s> is missing from %s", sp.Name, s.Where))
 		case sp.Max > 0 && n > sp.Max:
-			m.Add(s.Presence.At(PathOf(found[sp.Name][sp.Max]), "<%s> occurs %d times in %s; at most %d allowed", sp.Name, n, s.Where, sp.Max))
+			m.Add(s.Presence.At(PathOf(ns[sp.Max]), "<%s> occurs %d times in %s; at most %d allowed", sp.Name, n, s.Where, sp.Max))
 		}
-		for _, node := range found[sp.Name] {
+		for _, node := range ns {
 			d.checkValue(m, node, sp)
 		}
 	}

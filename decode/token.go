@@ -146,7 +146,7 @@ func decodeTokenDeliveryResponse(d *state, m *Message, root *Node) {
 		O("extensions", VExtensions),
 		M("signature", VBase64),
 	})
-	if m.Variant == TokenOnePass && len(f["ocspResponse"]) == 0 {
+	if m.Variant == TokenOnePass && len(f.All("ocspResponse")) == 0 {
 		m.Add(ruleXBSOCSP.At(rootPath+"/ocspResponse", "1-pass TokenDeliveryResponse carries no ocspResponse, which the table makes mandatory; only a NoOCSPResponse extension the device sent in its RegistrationRequest (and the RI honoured) would excuse it"))
 	}
 

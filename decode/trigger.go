@@ -161,9 +161,9 @@ func roapTriggerFields(d *state, m *Message, body *Node, kind string) Found {
 	m.setID("nonce", f.Text("nonce"))
 	m.setID("roapURL", f.Text("roapURL"))
 	m.setID("domainID", f.Text("domainID"))
-	m.setID("roIDs", strings.Join(roapTexts(f["roID"]), ","))
-	m.setID("contentIDs", strings.Join(roapTexts(f["contentID"]), ","))
-	setIDsFrom(m, "deviceIDs", f["deviceID"])
+	m.setID("roIDs", strings.Join(roapTexts(f.All("roID")), ","))
+	m.setID("contentIDs", strings.Join(roapTexts(f.All("contentID")), ","))
+	setIDsFrom(m, "deviceIDs", f.All("deviceID"))
 	return f
 }
 
