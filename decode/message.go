@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -318,29 +319,56 @@ func PathOf(n *Node) string {
 	if n == nil {
 		return ""
 	}
-	var parts []string
+	// The segments are gathered first so the path costs one allocation: paths are built for
+	// every finding and every chain, and building them piece by piece was a hot spot.
+	type segment struct {
+		local   string
+		idx     int
+		indexed bool // the name repeats among the siblings
+	}
+	var buf [16]segment
+	segs := buf[:0]
+	size := 0
 	for e := n; e != nil; e = e.Parent {
-		seg := e.Local
+		sg := segment{local: e.Local}
 		if e.Parent != nil {
-			same, idx := 0, 0
+			same := 0
 			for _, s := range e.Parent.Children {
 				if s.Kind == ElementNode && s.Local == e.Local {
 					same++
 					if s == e {
-						idx = same
+						sg.idx = same
 					}
 				}
 			}
 			if same > 1 {
-				seg += fmt.Sprintf("[%d]", idx)
+				sg.indexed = true
+				size += 2 + decimalLen(sg.idx)
 			}
 		}
-		parts = append(parts, seg)
+		size += 1 + len(e.Local)
+		segs = append(segs, sg)
 	}
 	var b strings.Builder
-	for i := len(parts) - 1; i >= 0; i-- {
+	b.Grow(size)
+	var num [20]byte
+	for i := len(segs) - 1; i >= 0; i-- {
 		b.WriteByte('/')
-		b.WriteString(parts[i])
+		b.WriteString(segs[i].local)
+		if segs[i].indexed {
+			b.WriteByte('[')
+			b.Write(strconv.AppendInt(num[:0], int64(segs[i].idx), 10))
+			b.WriteByte(']')
+		}
 	}
 	return b.String()
+}
+
+func decimalLen(v int) int {
+	n := 1
+	for v >= 10 {
+		v /= 10
+		n++
+	}
+	return n
 }

@@ -292,20 +292,21 @@ func roapAlgorithm(n *Node) string {
 // roapSignedInfo checks an XML-DSig SignedInfo (RO mac, signed trigger): canonicalization,
 // signature method, one Reference to wantURI with a SHA-1 DigestValue. It returns the digest.
 func roapSignedInfo(m *Message, si *Node, r Rule, wantURI string) string {
-	path := PathOf(si)
+	// The path is built only when something is reported.
+	path := func() string { return PathOf(si) }
 	if cm := si.Child("CanonicalizationMethod"); cm == nil {
-		m.Add(r.At(path+"/CanonicalizationMethod", "SignedInfo has no CanonicalizationMethod"))
+		m.Add(r.At(path()+"/CanonicalizationMethod", "SignedInfo has no CanonicalizationMethod"))
 	} else if a := roapAlgorithm(cm); a != AlgC14N {
 		m.Add(r.AtSev(SevWarning, PathOf(cm), "canonicalization %q is not exclusive c14n (%s)", a, AlgC14N))
 	}
 	if sm := si.Child("SignatureMethod"); sm == nil {
-		m.Add(r.At(path+"/SignatureMethod", "SignedInfo has no SignatureMethod"))
+		m.Add(r.At(path()+"/SignatureMethod", "SignedInfo has no SignatureMethod"))
 	} else if a := roapAlgorithm(sm); a != AlgHMAC1 {
 		m.Add(r.AtSev(SevWarning, PathOf(sm), "signature method %q is not HMAC-SHA1 (%s)", a, AlgHMAC1))
 	}
 	refs := si.ChildrenNamed("Reference")
 	if len(refs) == 0 {
-		m.Add(r.At(path+"/Reference", "SignedInfo has no Reference"))
+		m.Add(r.At(path()+"/Reference", "SignedInfo has no Reference"))
 		return ""
 	}
 	ref := refs[0]
@@ -602,10 +603,11 @@ func (d *state) roapProtectedRO(m *Message, pro *Node, respRiID string) string {
 
 // roapEncKey checks the key transport of an RO against its kind (device or Domain RO).
 func (d *state) roapEncKey(m *Message, enc *Node, domainRO bool) {
-	path := PathOf(enc)
+	// The path is built only when something is reported.
+	path := func() string { return PathOf(enc) }
 	em := enc.Child("EncryptionMethod")
 	if em == nil {
-		m.Add(roapRuleROShape.At(path+"/EncryptionMethod", "encKey has no EncryptionMethod"))
+		m.Add(roapRuleROShape.At(path()+"/EncryptionMethod", "encKey has no EncryptionMethod"))
 	}
 	alg := roapAlgorithm(em)
 	domainKeyInfo := enc.Find("KeyInfo/domainID")
@@ -617,13 +619,13 @@ func (d *state) roapEncKey(m *Message, enc *Node, domainRO bool) {
 			m.Add(roapRuleROEncKey.At(PathOf(em), "Domain RO key transport is %q; Domain ROs use kw-aes128 under the Domain Key", alg))
 		}
 		if domainKeyInfo == nil {
-			m.Add(roapRuleROEncKey.At(path+"/KeyInfo", "Domain RO encKey KeyInfo does not name the domain (roap:domainID)"))
+			m.Add(roapRuleROEncKey.At(path()+"/KeyInfo", "Domain RO encKey KeyInfo does not name the domain (roap:domainID)"))
 		} else {
 			roapDomainIDForm(m, domainKeyInfo)
 			m.setID("domainID", domainKeyInfo.TextContent())
 		}
 		if n >= 0 && n != 40 {
-			m.Add(roapRuleROEncKey.At(path+"/CipherData/CipherValue", "wrapped K_MAC‖K_REK is %d bytes; AES-WRAP of 32 bytes gives 40", n))
+			m.Add(roapRuleROEncKey.At(path()+"/CipherData/CipherValue", "wrapped K_MAC‖K_REK is %d bytes; AES-WRAP of 32 bytes gives 40", n))
 		}
 	default:
 		if alg != AlgKEM && !strings.HasPrefix(alg, "http://www.cm-la.com/tech/cmlaip/cmlaip#") {
@@ -633,7 +635,7 @@ func (d *state) roapEncKey(m *Message, enc *Node, domainRO bool) {
 			m.Add(roapRuleROEncKey.At(PathOf(domainKeyInfo), "a device RO (no domainRO=\"true\") names a domain in its encKey"))
 		}
 		if n >= 0 && n <= 40 {
-			m.Add(roapRuleROEncKey.At(path+"/CipherData/CipherValue", "RSA-KEM ciphertext is %d bytes; it must hold C1 (modulus size) plus the 40-byte C2", n))
+			m.Add(roapRuleROEncKey.At(path()+"/CipherData/CipherValue", "RSA-KEM ciphertext is %d bytes; it must hold C1 (modulus size) plus the 40-byte C2", n))
 		}
 	}
 }
@@ -641,10 +643,11 @@ func (d *state) roapEncKey(m *Message, enc *Node, domainRO bool) {
 // roapROMAC checks the protectedRO mac: SignedInfo referencing the RO, SignatureValue, and the
 // optional RetrievalMethod pointing at the encKey.
 func roapROMAC(m *Message, mac *Node, roID, encKeyID string) {
-	path := PathOf(mac)
+	// The path is built only when something is reported.
+	path := func() string { return PathOf(mac) }
 	si := mac.Child("SignedInfo")
 	if si == nil {
-		m.Add(roapRuleROMAC.At(path+"/SignedInfo", "mac has no ds:SignedInfo"))
+		m.Add(roapRuleROMAC.At(path()+"/SignedInfo", "mac has no ds:SignedInfo"))
 	} else {
 		want := ""
 		if roID != "" {
@@ -654,7 +657,7 @@ func roapROMAC(m *Message, mac *Node, roID, encKeyID string) {
 	}
 	sv := mac.Child("SignatureValue")
 	if sv == nil {
-		m.Add(roapRuleROMAC.At(path+"/SignatureValue", "mac has no ds:SignatureValue"))
+		m.Add(roapRuleROMAC.At(path()+"/SignatureValue", "mac has no ds:SignatureValue"))
 	} else if b, err := DecodeBase64(sv.TextContent()); err != nil || sv.TextContent() == "" {
 		m.Add(RuleBase64.At(PathOf(sv), "SignatureValue is not base64: %s", b64Err(sv.TextContent(), err)))
 	} else if len(b) != sha1.Size {
