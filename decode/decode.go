@@ -54,12 +54,18 @@ type Hint struct {
 // Decoder decodes bodies within limits. The zero value is not useful; use NewDecoder or Decode.
 type Decoder struct {
 	Limits Limits
-	certs  *certCache // nil: parse every certificate (the package-level Decode keeps no state)
+	// Caches of decoded certificates and OCSP responses; nil: decode every one (the
+	// package-level Decode keeps no state).
+	certs *certCache
+	ocsp  *ocspCache
 }
 
-// NewDecoder returns a decoder with the given limits. It caches parsed certificates (up to 1,024),
-// which a long-running proxy wants: peers repeat their chains in every message.
-func NewDecoder(l Limits) *Decoder { return &Decoder{Limits: l, certs: newCertCache(1024)} }
+// NewDecoder returns a decoder with the given limits. It caches parsed certificates (up to 1,024)
+// and OCSP responses (up to 256), which a long-running proxy wants: peers repeat their chains and
+// OCSP responses in every message.
+func NewDecoder(l Limits) *Decoder {
+	return &Decoder{Limits: l, certs: newTextCache[certEntry](1024), ocsp: newTextCache[[]byte](256)}
+}
 
 var defaultDecoder = &Decoder{Limits: DefaultLimits}
 
@@ -127,10 +133,11 @@ func registerKind(canonical string, spaces []string, fn handler) {
 
 // state is the per-call decoding context.
 type state struct {
-	certs *certCache
-	lim   Limits
-	hint  Hint
-	depth int // nesting level of embedded messages
+	certs     *certCache
+	ocspTexts *ocspCache
+	lim       Limits
+	hint      Hint
+	depth     int // nesting level of embedded messages
 }
 
 // Decode decodes body. It never panics on input and never returns nil. The Message keeps and
@@ -148,7 +155,7 @@ func (dec *Decoder) decode(body []byte, h Hint, depth int) (m *Message) {
 			m.Reason = "internal decoder error"
 		}
 	}()
-	d := &state{lim: dec.Limits, hint: h, depth: depth, certs: dec.certs}
+	d := &state{lim: dec.Limits, hint: h, depth: depth, certs: dec.certs, ocspTexts: dec.ocsp}
 	if depth > dec.Limits.MaxNested {
 		m.Reason = "embedded too deep"
 		m.Add(RuleNested.At("", "message embedded %d levels deep; the limit is %d", depth, dec.Limits.MaxNested))
@@ -300,7 +307,7 @@ func mediaType(ct string) string {
 // nested decodes an embedded message (for example the base64 leaveDomainRequest inside an RDP
 // request) and attaches it to m.
 func (d *state) nested(m *Message, body []byte, path string, h Hint) *Message {
-	dec := &Decoder{Limits: d.lim, certs: d.certs}
+	dec := &Decoder{Limits: d.lim, certs: d.certs, ocsp: d.ocspTexts}
 	n := dec.decode(body, h, d.depth+1)
 	n.NestedPath = path
 	m.Nested = append(m.Nested, n)

@@ -436,7 +436,7 @@ func decodeProxyLeaveRequest(d *state, m *Message, root *Node) {
 	}
 	if device == nil && nested != nil && nested.Root != nil {
 		if c := nested.Root.Find("certificateChain/certificate"); c != nil {
-			if cert, _, err := d.certs.parse(c.TextContent()); err == nil {
+			if cert, _, err := parseCert(d.certs, c.TextContent()); err == nil {
 				device, devicePath = cert, PathOf(ldr)
 			}
 		}

@@ -489,7 +489,7 @@ func (d *state) chain(m *Message, n *Node) {
 		certs = certs[:d.lim.MaxCerts]
 	}
 	for _, c := range certs {
-		cert, der, err := d.certs.parse(c.TextContent())
+		cert, der, err := parseCert(d.certs, c.TextContent())
 		if e, ok := err.(errBase64); ok {
 			m.Add(RuleBase64.At(PathOf(c), "certificate is not base64: %s", e.Error()))
 			continue
@@ -513,9 +513,14 @@ type ocspResponseASN1 struct {
 
 func (d *state) ocsp(m *Message, n *Node) {
 	path := PathOf(n)
-	der, err := DecodeBase64(n.TextContent())
+	txt := n.TextContent()
+	if der, ok := d.ocspTexts.get(txt); ok {
+		m.OCSP = append(m.OCSP, OCSPBlob{Path: path, DER: der})
+		return
+	}
+	der, err := DecodeBase64(txt)
 	if err != nil || len(der) == 0 {
-		m.Add(RuleBase64.At(path, "ocspResponse is not base64: %s", b64Err(n.TextContent(), err)))
+		m.Add(RuleBase64.At(path, "ocspResponse is not base64: %s", b64Err(txt, err)))
 		return
 	}
 	var r ocspResponseASN1
@@ -523,6 +528,7 @@ func (d *state) ocsp(m *Message, n *Node) {
 		m.Add(RuleOCSPDER.At(path, "ocspResponse is not a DER OCSPResponse"))
 		return
 	}
+	d.ocspTexts.put(txt, der)
 	m.OCSP = append(m.OCSP, OCSPBlob{Path: path, DER: der})
 }
 
