@@ -82,27 +82,35 @@ func readHead(r *bufio.Reader, buf []byte, isRequest bool) (*head, []byte, error
 	if err := h.parseStart(trimEOL(buf[lines[0][0]:lines[0][1]]), isRequest); err != nil {
 		return nil, buf, err
 	}
-	for _, ln := range lines[1:] {
-		raw := buf[ln[0]:ln[1]]
+	for i := 1; i < len(lines); i++ {
+		raw := buf[lines[i][0]:lines[i][1]]
 		line := trimEOL(raw)
-		if line[0] == ' ' || line[0] == '\t' {
-			// obs-fold (RFC 9112 §5.2): a request must be refused; a response's continuation
-			// belongs to the field before it.
-			if isRequest || len(h.fields) == 0 {
-				return nil, buf, fmt.Errorf("%w: folded header line", errMalformed)
-			}
-			last := &h.fields[len(h.fields)-1]
-			last.raw = buf[ln[0]-len(last.raw) : ln[1]]
-			vs := h.header[last.name]
-			vs[len(vs)-1] += " " + string(bytes.TrimSpace(line))
-			continue
-		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !validFieldName(line[:colon]) {
 			return nil, buf, fmt.Errorf("%w: header line %q", errMalformed, shortBytes(line))
 		}
 		name := textproto.CanonicalMIMEHeaderKey(string(line[:colon]))
-		h.header[name] = append(h.header[name], string(bytes.Trim(line[colon+1:], " \t")))
+		value := bytes.Trim(line[colon+1:], " \t")
+		// obs-fold (RFC 9112 §5.2): continuation lines belong to this field. A request with
+		// them must be refused; a response's are joined with spaces, once.
+		end := i
+		for end+1 < len(lines) && isFold(buf[lines[end+1][0]]) {
+			end++
+		}
+		v := string(value)
+		if end > i {
+			if isRequest {
+				return nil, buf, fmt.Errorf("%w: folded header line", errMalformed)
+			}
+			parts := [][]byte{value}
+			for _, ln := range lines[i+1 : end+1] {
+				parts = append(parts, bytes.Trim(trimEOL(buf[ln[0]:ln[1]]), " \t"))
+			}
+			v = string(bytes.Join(parts, []byte{' '}))
+			raw = buf[lines[i][0]:lines[end][1]]
+			i = end
+		}
+		h.header[name] = append(h.header[name], v)
 		h.fields = append(h.fields, field{raw: raw, name: name})
 	}
 	return h, buf, nil
@@ -133,6 +141,8 @@ func (h *head) parseStart(line []byte, isRequest bool) error {
 }
 
 var errUnsupportedVersion = errors.New("unsupported HTTP version")
+
+func isFold(c byte) bool { return c == ' ' || c == '\t' }
 
 func trimEOL(b []byte) []byte {
 	b = bytes.TrimSuffix(b, []byte{'\n'})

@@ -228,6 +228,12 @@ func (s *Reverse) refuse(c net.Conn, err error) {
 	_ = c.SetWriteDeadline(time.Now().Add(s.o.ClientTimeout))
 	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\nX-Roapproxy-Error: request\r\n\r\n%s",
 		status, http.StatusText(status), len(msg), msg)
+	// Closing with unread request bytes in the socket would reset the connection, and the
+	// client could lose the answer: half-close, then drain for a moment.
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, _ = io.CopyN(io.Discard, c, 4<<20)
+	}
 }
 
 var errMethodNotAllowed = errors.New("a reverse listener does not tunnel: CONNECT is for the forward proxy")
