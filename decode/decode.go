@@ -3,7 +3,6 @@ package decode
 import (
 	"bytes"
 	"fmt"
-	"mime"
 	"strings"
 )
 
@@ -293,15 +292,12 @@ func checkUnbound(m *Message, root *Node) {
 	}
 }
 
+// mediaType returns the lower-cased media type of a Content-Type value without its parameters.
+// It is what mime.ParseMediaType returns for a valid value and what the fallback for an invalid
+// one took, without parsing parameters nobody reads (a map and several strings per message).
 func mediaType(ct string) string {
-	if ct == "" {
-		return ""
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
-	}
-	return mt
+	base, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(base))
 }
 
 // nested decodes an embedded message (for example the base64 leaveDomainRequest inside an RDP

@@ -2,6 +2,7 @@ package decode
 
 import (
 	"fmt"
+	"mime"
 	"strings"
 	"testing"
 )
@@ -107,6 +108,63 @@ func TestHasXMLSpaceIsContainsAny(t *testing.T) {
 	for _, s := range []string{"", "QUJD", "QU JD", "QUJD\n", "\rQUJD", "QU\tJD", "\x0bQUJD", "QUJD\u00a0", strings.Repeat("A", 4096) + " "} {
 		if got, want := hasXMLSpace(s), strings.ContainsAny(s, " \t\r\n"); got != want {
 			t.Errorf("hasXMLSpace(%q) = %v, want %v", fxShort(s), got, want)
+		}
+	}
+}
+
+func TestEstimateMarkup(t *testing.T) {
+	for _, body := range [][]byte{fxRORequest(t), fxTokenDeliveryResponse(t)} {
+		doc, err := ParseXML(body, DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs := 0
+		fxWalk(doc.Root, func(n *Node) { attrs += len(n.Attrs) })
+		nodes, nattrs := estimateMarkup(body)
+		// An attribute value ending in base64 padding counts once more.
+		if nodes != doc.Nodes || nattrs < attrs || nattrs > attrs+2 {
+			t.Errorf("estimate %d nodes, %d attributes; the document has %d and %d", nodes, nattrs, doc.Nodes, attrs)
+		}
+	}
+	// Text ending in '>' and attributes written with spaces around '=' are underestimated: the
+	// parser must take further blocks and still build the whole tree.
+	var b strings.Builder
+	b.WriteString("<r>")
+	for i := 0; i < 300; i++ {
+		fmt.Fprintf(&b, `<a k = "%d" j = '%d'>x%d></a>`, i, i, i)
+	}
+	b.WriteString("</r>")
+	nodes, attrs := estimateMarkup([]byte(b.String()))
+	doc := fxMustParse(t, b.String())
+	if nodes >= doc.Nodes || attrs != 0 || doc.Nodes != 601 {
+		t.Fatalf("the document was meant to be underestimated: %d of %d nodes, %d attributes", nodes, doc.Nodes, attrs)
+	}
+	for i, a := range doc.Root.Children {
+		if a.Local != "a" || len(a.Attrs) != 2 || a.Attrs[0].Value != fmt.Sprint(i) || a.Attrs[1].Value != fmt.Sprint(i) || a.TextContent() != fmt.Sprintf("x%d>", i) {
+			t.Fatalf("element %d parsed wrong: %+v", i, a)
+		}
+	}
+}
+
+// mediaTypeReference is mediaType as it was written before it stopped calling mime.
+func mediaTypeReference(ct string) string {
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
+	}
+	return mt
+}
+
+func TestMediaTypeMatchesMime(t *testing.T) {
+	for _, ct := range []string{"", MIMEPDU, "Application/Vnd.OMA.DRM.Roap-PDU+XML", " application/xml ; charset=utf-8",
+		"text/html;charset=\"utf-8\"", "multipart/related; boundary=x; type=\"application/vnd.oma.drm.roap-pdu+xml\"",
+		"application/xml; charset", "application/xml;;", "application/xml; a=1; a=2", "bad type", "/", "a/b/c", ";",
+		"application/ocsp-response", "APPLICATION/OCSP-REQUEST\t", "text/plain; title*=UTF-8''%c2%a3", "x/\u00e9; q=1", "\xff/\xfe"} {
+		if got, want := mediaType(ct), mediaTypeReference(ct); got != want {
+			t.Errorf("mediaType(%q) = %q; mime gives %q", ct, got, want)
 		}
 	}
 }
