@@ -90,6 +90,16 @@ type chainOpts struct {
 	wantID     string // identifier the message gives the leaf's owner (riID, deviceID), or ""
 	wantIDName string // "riID", "deviceID"
 	wantIDPath string
+	// wantIDNode, when set, is the element wantID came from; its path replaces wantIDPath and is
+	// built only if the identifier does not match.
+	wantIDNode *decode.Node
+}
+
+func (o *chainOpts) idPath() string {
+	if o.wantIDNode != nil {
+		return decode.PathOf(o.wantIDNode)
+	}
+	return o.wantIDPath
 }
 
 // chainResult is the verdict on one chain.
@@ -158,10 +168,8 @@ func (v *Verifier) walkChain(certs []*x509.Certificate, o chainOpts) *chainResul
 		r.reasons = append(r.reasons, reason)
 		r.findings = append(r.findings, f)
 	}
-	path := append([]*x509.Certificate(nil), certs...)
-	if len(path) > maxChainLen {
-		path = path[:maxChainLen]
-	}
+	// Room for the completions too, so the path is allocated once.
+	path := append(make([]*x509.Certificate, 0, maxChainLen), certs[:min(len(certs), maxChainLen)]...)
 	for i := 0; i+1 < len(path); i++ {
 		child, parent := path[i], path[i+1]
 		if !bytes.Equal(child.RawIssuer, parent.RawSubject) {
@@ -274,14 +282,16 @@ func (v *Verifier) walkChain(certs []*x509.Certificate, o chainOpts) *chainResul
 	// Key purposes of the end entity.
 	leaf := path[0]
 	eku := leaf.UnknownExtKeyUsage
-	lp := o.path + "/certificate[1]"
-	if o.path == "" {
-		lp = ""
+	lp := func() string {
+		if o.path == "" {
+			return ""
+		}
+		return o.path + "/certificate[1]"
 	}
 	switch o.role {
 	case decode.RoleRI:
 		if !hasOID(eku, OIDRightsIssuer) && !hasAnyEKU(leaf) {
-			fail(&r.kpOK, "key purpose", RuleChainKP.At(lp, "RI certificate %s lacks oma-kp-rightsIssuer (2.23.43.6.1.1)%s", certName(leaf), ekuList(leaf)))
+			fail(&r.kpOK, "key purpose", RuleChainKP.At(lp(), "RI certificate %s lacks oma-kp-rightsIssuer (2.23.43.6.1.1)%s", certName(leaf), ekuList(leaf)))
 		}
 	case decode.RoleDevice:
 		has2 := hasOID(eku, OIDDRMAgent) || hasAnyEKU(leaf)
@@ -295,19 +305,19 @@ func (v *Verifier) walkChain(certs []*x509.Certificate, o chainOpts) *chainResul
 					what = "lacks oma-kp-drmAgent and carries oma-kp-sceDrmAgent"
 				}
 			}
-			fail(&r.kpOK, "key purpose", RuleDevChainKP.At(lp, "device certificate %s %s: a v2.x DRM Agent leaving a User Domain through an RI must not be an SCE DRM Agent; the DEA must answer InvalidCertificateChain%s", certName(leaf), what, ekuList(leaf)))
+			fail(&r.kpOK, "key purpose", RuleDevChainKP.At(lp(), "device certificate %s %s: a v2.x DRM Agent leaving a User Domain through an RI must not be an SCE DRM Agent; the DEA must answer InvalidCertificateChain%s", certName(leaf), what, ekuList(leaf)))
 		case !has2:
-			fail(&r.kpOK, "key purpose", RuleChainKP.At(lp, "device certificate %s lacks oma-kp-drmAgent (2.23.43.6.1.2)%s", certName(leaf), ekuList(leaf)))
+			fail(&r.kpOK, "key purpose", RuleChainKP.At(lp(), "device certificate %s lacks oma-kp-drmAgent (2.23.43.6.1.2)%s", certName(leaf), ekuList(leaf)))
 		}
 	case decode.RoleDEA:
 		if !hasOID(eku, OIDDEANetwork) && !hasOID(eku, OIDDEALocal) && !hasAnyEKU(leaf) {
-			fail(&r.kpOK, "key purpose", RuleChainKP.AtSev(sevW, lp, "DEA certificate %s carries neither domainEnforcementAgentNetwork nor -Local (2.23.43.6.1.11 / .10)%s", certName(leaf), ekuList(leaf)))
+			fail(&r.kpOK, "key purpose", RuleChainKP.AtSev(sevW, lp(), "DEA certificate %s carries neither domainEnforcementAgentNetwork nor -Local (2.23.43.6.1.11 / .10)%s", certName(leaf), ekuList(leaf)))
 		}
 	}
 
-	if o.wantID != "" {
+	if o.wantID != "" && !keyIDIs(leaf, o.wantID) {
 		if got := KeyID(leaf); got != o.wantID {
-			fail(&r.idOK, "identifier", RuleChainID.At(o.wantIDPath, "%s is %s but the leaf certificate %s has SPKI hash %s", o.wantIDName, o.wantID, certName(leaf), got))
+			fail(&r.idOK, "identifier", RuleChainID.At(o.idPath(), "%s is %s but the leaf certificate %s has SPKI hash %s", o.wantIDName, o.wantID, certName(leaf), got))
 		}
 	}
 

@@ -3,7 +3,6 @@ package verify
 import (
 	"bytes"
 	"crypto"
-	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -305,39 +304,55 @@ func hashOf(h crypto.Hash, b []byte) []byte {
 	return x.Sum(nil)
 }
 
-// issuerHashes memoizes the CertID hashes of the issuers in a chain (judgeOCSP compares every
-// single response with every link).
-type issuerHashes map[issuerHashKey][2][]byte
-
-type issuerHashKey struct {
-	c *x509.Certificate
-	h crypto.Hash
+// certHashMemo is one remembered pair of CertID hashes of a certificate. It keeps the bytes they
+// were computed from, so a collision of the map hash can only cost a recomputation (see
+// sigMemo).
+type certHashMemo struct {
+	subject, spki []byte
+	h             crypto.Hash
+	name, key     []byte
 }
 
-func (m issuerHashes) of(issuer *x509.Certificate, h crypto.Hash) (name, key []byte) {
-	k := issuerHashKey{issuer, h}
-	if v, ok := m[k]; ok {
-		return v[0], v[1]
+// certHashes returns the CertID hashes of issuer (of its DER subject and of its subjectPublicKey
+// bits) under h. They are remembered across messages: every RI message repeats the same chain
+// and OCSP response, and parsing the key and hashing it again cost more than the rest of
+// judging the response.
+func (v *Verifier) certHashes(issuer *x509.Certificate, h crypto.Hash) (name, key []byte) {
+	var mh maphash.Hash
+	mh.SetSeed(v.seed)
+	mh.WriteByte(byte(h))
+	mh.Write(issuer.RawSubject)
+	mh.WriteByte(0)
+	mh.Write(issuer.RawSubjectPublicKeyInfo)
+	k := mh.Sum64()
+	v.cacheMu.Lock()
+	e, ok := v.certHashMemos.get(k)
+	v.cacheMu.Unlock()
+	if ok && e.h == h && bytes.Equal(e.subject, issuer.RawSubject) && bytes.Equal(e.spki, issuer.RawSubjectPublicKeyInfo) {
+		return e.name, e.key
 	}
 	name, key = hashOf(h, issuer.RawSubject), hashOf(h, spkiKeyBits(issuer))
-	m[k] = [2][]byte{name, key}
+	v.cacheMu.Lock()
+	v.certHashMemos.put(k, &certHashMemo{subject: issuer.RawSubject, spki: issuer.RawSubjectPublicKeyInfo, h: h, name: name, key: key})
+	v.cacheMu.Unlock()
 	return name, key
 }
 
 // about reports whether single response s is about cert as issued by issuer.
-func (s *ocspSingle) about(cert, issuer *x509.Certificate, memo issuerHashes) (serialMatch, issuerMatch bool) {
+func (v *Verifier) about(s *ocspSingle, cert, issuer *x509.Certificate) (serialMatch, issuerMatch bool) {
 	serialMatch = s.serial.Cmp(cert.SerialNumber) == 0
-	name, key := memo.of(issuer, s.hash)
+	name, key := v.certHashes(issuer, s.hash)
 	issuerMatch = bytes.Equal(s.nameHash, name) && bytes.Equal(s.keyHash, key)
 	return
 }
 
-func (p *ocspParsed) responderIs(c *x509.Certificate) bool {
+// responderIs reports whether c is the responder p names.
+func (v *Verifier) responderIs(p *ocspParsed, c *x509.Certificate) bool {
 	if p.responderName != nil {
 		return bytes.Equal(p.responderName, c.RawSubject)
 	}
-	kh := sha1.Sum(spkiKeyBits(c))
-	return bytes.Equal(p.responderKey, kh[:])
+	_, kh := v.certHashes(c, crypto.SHA1)
+	return bytes.Equal(p.responderKey, kh)
 }
 
 func (p *ocspParsed) responderString() string {
@@ -394,7 +409,6 @@ func (v *Verifier) judgeOCSP(in ocspInput) *ocspVerdict {
 	leaf := in.chain[0]
 	covered := make([]bool, len(in.chain))
 	leafOK := false
-	memo := issuerHashes{}
 	for _, blob := range in.blobs {
 		p, err := v.parseOCSPCached(blob.DER)
 		if err != nil {
@@ -410,7 +424,7 @@ func (v *Verifier) judgeOCSP(in ocspInput) *ocspVerdict {
 		for si := range p.single {
 			s := &p.single[si]
 			for i := 0; i+1 < len(in.chain); i++ {
-				serial, issuer := s.about(in.chain[i], in.chain[i+1], memo)
+				serial, issuer := v.about(s, in.chain[i], in.chain[i+1])
 				switch {
 				case serial && issuer:
 					targets = append(targets, target{i, s})
@@ -445,9 +459,12 @@ func (v *Verifier) judgeOCSP(in ocspInput) *ocspVerdict {
 		for _, t := range targets {
 			covered[t.idx] = true
 			c := in.chain[t.idx]
-			what := "RI certificate " + certName(c)
-			if t.idx > 0 {
-				what = "RI chain certificate " + certName(c)
+			// Named only when a finding needs it.
+			what := func() string {
+				if t.idx > 0 {
+					return "RI chain certificate " + certName(c)
+				}
+				return "RI certificate " + certName(c)
 			}
 			ok := blobOK
 			switch t.s.status {
@@ -457,10 +474,10 @@ func (v *Verifier) judgeOCSP(in ocspInput) *ocspVerdict {
 				if r, known := revocationReasons[t.s.reason]; known {
 					reason = ", reason " + r
 				}
-				add(RuleOCSPRevoked.At(blob.Path, "%s is revoked since %s%s", what, t.s.revokedAt.UTC().Format(time.RFC3339), reason))
+				add(RuleOCSPRevoked.At(blob.Path, "%s is revoked since %s%s", what(), t.s.revokedAt.UTC().Format(time.RFC3339), reason))
 			case ocspUnknown:
 				ok = false
-				add(RuleOCSPUnknown.At(blob.Path, "the responder does not know %s (status unknown)", what))
+				add(RuleOCSPUnknown.At(blob.Path, "the responder does not know %s (status unknown)", what()))
 			}
 			skew := v.opts.OCSPSkew
 			switch {
@@ -469,7 +486,7 @@ func (v *Verifier) judgeOCSP(in ocspInput) *ocspVerdict {
 				add(RuleOCSPStale.At(blob.Path, "thisUpdate %s is after the message time %s (skew allowance %s)", t.s.thisUpdate.UTC().Format(time.RFC3339), in.at.UTC().Format(time.RFC3339), skew))
 			case !t.s.nextUpdate.IsZero() && in.at.After(t.s.nextUpdate.Add(skew)):
 				ok = false
-				add(RuleOCSPStale.At(blob.Path, "nextUpdate %s has passed at the message time %s: the status of %s is stale", t.s.nextUpdate.UTC().Format(time.RFC3339), in.at.UTC().Format(time.RFC3339), what))
+				add(RuleOCSPStale.At(blob.Path, "nextUpdate %s has passed at the message time %s: the status of %s is stale", t.s.nextUpdate.UTC().Format(time.RFC3339), in.at.UTC().Format(time.RFC3339), what()))
 			case t.s.nextUpdate.IsZero() && in.at.Sub(p.producedAt) > v.opts.OCSPMaxAge:
 				ok = false
 				add(RuleOCSPStale.At(blob.Path, "no nextUpdate, and producedAt %s is older than the maximum age %s at the message time %s", p.producedAt.UTC().Format(time.RFC3339), v.opts.OCSPMaxAge, in.at.UTC().Format(time.RFC3339)))
@@ -500,7 +517,7 @@ func (v *Verifier) judgeResponder(p *ocspParsed, issuer *x509.Certificate, in oc
 	var signer *x509.Certificate
 	candidates := append(append([]*x509.Certificate(nil), p.certs...), issuer)
 	for _, c := range candidates {
-		if p.responderIs(c) {
+		if v.responderIs(p, c) {
 			signer = c
 			break
 		}

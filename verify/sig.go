@@ -73,14 +73,15 @@ func verifyRSASig(in rsaSigInput) (tri, []decode.Finding) {
 	if sigNode == nil {
 		return unknown, nil // presence is decode's business
 	}
-	path := decode.PathOf(sigNode)
+	// The path is built only for a finding.
+	path := func() string { return decode.PathOf(sigNode) }
 	sig, ok := b64(sigNode.TextContent())
 	if !ok {
-		return fail, []decode.Finding{in.rule.At(path, "signature is not base64, so it cannot verify")}
+		return fail, []decode.Finding{in.rule.At(path(), "signature is not base64, so it cannot verify")}
 	}
 	pub, ok := in.signer.PublicKey.(*rsa.PublicKey)
 	if !ok {
-		return fail, []decode.Finding{in.rule.At(path, "%s key of %s is %T, not RSA; ROAP signatures are RSA", in.who, certName(in.signer), in.signer.PublicKey)}
+		return fail, []decode.Finding{in.rule.At(path(), "%s key of %s is %T, not RSA; ROAP signatures are RSA", in.who, certName(in.signer), in.signer.PublicKey)}
 	}
 	// The re-canonicalized variant is built only when the bytes as sent fail: it costs as much
 	// as the rest of the check.
@@ -113,30 +114,30 @@ func verifyRSASig(in rsaSigInput) (tri, []decode.Finding) {
 			matched = true
 		case rsa.VerifyPSS(pub, crypto.SHA1, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: crypto.SHA1}) == nil:
 			matched = true
-			fs = append(fs, RuleSigSalt.At(path, "RSASSA-PSS verifies with an auto-detected salt length, not the default 20"))
+			fs = append(fs, RuleSigSalt.At(path(), "RSASSA-PSS verifies with an auto-detected salt length, not the default 20"))
 		case rsa.VerifyPKCS1v15(pub, crypto.SHA1, digest, sig) == nil:
 			matched = true
-			fs = append(fs, RuleSigPKCS1.At(path, "the %s signed with PKCS#1 v1.5 (SHA-1), not RSASSA-PSS as ROAP requires", in.who))
+			fs = append(fs, RuleSigPKCS1.At(path(), "the %s signed with PKCS#1 v1.5 (SHA-1), not RSASSA-PSS as ROAP requires", in.who))
 		}
 		if !matched {
 			continue
 		}
 		if vi > 0 {
-			fs = append(fs, RuleSigReencoded.At(path, "the signature verifies only over the exclusive-c14n of the parsed message, not over the bytes as sent: the message was re-serialized after signing"))
+			fs = append(fs, RuleSigReencoded.At(path(), "the signature verifies only over the exclusive-c14n of the parsed message, not over the bytes as sent: the message was re-serialized after signing"))
 		}
 		if pub.N.BitLen() < 1024 {
-			fs = append(fs, RuleSigWeakKey.At(path, "verified, but the %s key is only %d bits", in.who, pub.N.BitLen()))
+			fs = append(fs, RuleSigWeakKey.At(path(), "verified, but the %s key is only %d bits", in.who, pub.N.BitLen()))
 		}
 		return pass, fs
 	}
 	if pub.N.BitLen() < 1024 {
-		return unknown, []decode.Finding{RuleSigWeakKey.At(path, "the %s key is %d bits: Go refuses RSA keys under 1024 bits unless GODEBUG=rsa1024min=0, so the signature was not checked", in.who, pub.N.BitLen())}
+		return unknown, []decode.Finding{RuleSigWeakKey.At(path(), "the %s key is %d bits: Go refuses RSA keys under 1024 bits unless GODEBUG=rsa1024min=0, so the signature was not checked", in.who, pub.N.BitLen())}
 	}
 	what := "the message without its signature element"
 	if len(in.prefix) > 0 {
 		what = "the earlier messages plus " + what
 	}
-	return fail, []decode.Finding{in.rule.At(path, "signature does not verify with the %s key of %s (RSASSA-PSS/SHA-1 with salt 20 or any salt, PKCS#1 v1.5) over %s", in.who, certName(in.signer), what)}
+	return fail, []decode.Finding{in.rule.At(path(), "signature does not verify with the %s key of %s (RSASSA-PSS/SHA-1 with salt 20 or any salt, PKCS#1 v1.5) over %s", in.who, certName(in.signer), what)}
 }
 
 // macOver computes the MAC of data with key k.

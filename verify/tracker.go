@@ -269,7 +269,8 @@ func (t *Tracker) normalize(o Observation) Observation {
 	if o.Exchange == "" && (o.Client != "" || o.Server != "") {
 		o.Exchange = "conn:" + o.Client + "|" + o.Server
 	}
-	if o.DeviceID == "" && o.URL != "" {
+	// Without a '?' the URL has no query to take a deviceID from; parsing it is then wasted.
+	if o.DeviceID == "" && o.URL != "" && strings.IndexByte(o.URL, '?') >= 0 {
 		if u, err := url.Parse(o.URL); err == nil {
 			// An unescaped '+' of a base64 identifier decodes as a space; base64 has no spaces.
 			o.DeviceID = strings.ReplaceAll(u.Query().Get("deviceID"), " ", "+")

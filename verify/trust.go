@@ -13,9 +13,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/roapproxy/roapproxy/decode"
 )
@@ -78,6 +80,15 @@ func NewTrust() *Trust {
 func KeyID(c *x509.Certificate) string {
 	h := sha1.Sum(c.RawSubjectPublicKeyInfo)
 	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// keyIDIs reports whether KeyID(c) == id without building the string: every chain walked is
+// compared with the identifier its message names.
+func keyIDIs(c *x509.Certificate, id string) bool {
+	h := sha1.Sum(c.RawSubjectPublicKeyInfo)
+	var buf [28]byte // base64 of 20 bytes
+	base64.StdEncoding.Encode(buf[:], h[:])
+	return string(buf[:]) == id
 }
 
 // LoadTrust reads certificates from PEM (or single DER) files and from directories (their
@@ -242,9 +253,14 @@ func (t *Trust) Learn(chain []*x509.Certificate) {
 	if len(chain) == 0 || chain[0] == nil {
 		return
 	}
+	id := KeyID(chain[0])
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.chains.put(KeyID(chain[0]), append([]*x509.Certificate(nil), chain...))
+	// A peer sends the same chain with every message (the same certificates, when the decoder
+	// caches them): refresh its recency, as put would, without copying it again.
+	if old, ok := t.chains.get(id); !ok || !slices.Equal(old, chain) {
+		t.chains.put(id, append([]*x509.Certificate(nil), chain...))
+	}
 	for _, c := range chain[1:] {
 		t.learnIntermediateLocked(c)
 	}
@@ -262,13 +278,14 @@ func (t *Trust) learnCert(c *x509.Certificate) {
 }
 
 func (t *Trust) learnIntermediateLocked(c *x509.Certificate) {
-	k := string(c.RawSubject)
-	old, _ := t.intermediates.get(k)
+	// The lookup borrows the subject's bytes (get keeps no key); only a new entry copies them.
+	old, _ := t.intermediates.get(unsafe.String(unsafe.SliceData(c.RawSubject), len(c.RawSubject)))
 	for _, o := range old {
 		if o.Equal(c) {
 			return
 		}
 	}
+	k := string(c.RawSubject)
 	if len(old) >= 4 { // a subject with many keys is odd; keep the newest few
 		old = old[1:]
 	}

@@ -3,6 +3,7 @@ package verify
 import (
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,10 +32,11 @@ type Verifier struct {
 	opts    Options
 	tracker *Tracker
 
-	cacheMu    sync.Mutex
-	seed       maphash.Seed
-	sigs       *bounded[uint64, *sigMemo] // signature checks of certificates and OCSP responses
-	ocspParsed *bounded[uint64, ocspCacheEntry]
+	cacheMu       sync.Mutex
+	seed          maphash.Seed
+	sigs          *bounded[uint64, *sigMemo] // signature checks of certificates and OCSP responses
+	ocspParsed    *bounded[uint64, ocspCacheEntry]
+	certHashMemos *bounded[uint64, *certHashMemo] // OCSP CertID hashes of issuers and responders
 }
 
 // New returns a Verifier using trust (nil: an empty Trust, which still learns certificates).
@@ -55,12 +57,13 @@ func New(trust *Trust, o Options) *Verifier {
 		o.Tracker.Clock = o.Clock
 	}
 	return &Verifier{
-		trust:      trust,
-		opts:       o,
-		tracker:    NewTracker(o.Tracker),
-		seed:       maphash.MakeSeed(),
-		sigs:       newBounded[uint64, *sigMemo](2048, true),
-		ocspParsed: newBounded[uint64, ocspCacheEntry](512, true),
+		trust:         trust,
+		opts:          o,
+		tracker:       NewTracker(o.Tracker),
+		seed:          maphash.MakeSeed(),
+		sigs:          newBounded[uint64, *sigMemo](2048, true),
+		ocspParsed:    newBounded[uint64, ocspCacheEntry](512, true),
+		certHashMemos: newBounded[uint64, *certHashMemo](512, true),
 	}
 }
 
@@ -145,22 +148,49 @@ func (v *Verifier) check(m *decode.Message, ctx Context) (r *report) {
 // parts of some spec rules (DOM-7.5.2-DEVCHAIN-KP, DOM-7.5.2-RIID-MATCH, XBS-9.2.3-MODE), and a
 // person should read each verdict once.
 func dedupe(m *decode.Message, fs []decode.Finding) []decode.Finding {
+	if len(fs) == 0 {
+		return fs
+	}
 	type key struct {
 		rule string
 		sev  decode.Severity
 	}
-	theirs := map[key]bool{}
-	for _, f := range m.Findings {
-		theirs[key{f.Rule, f.Severity}] = true
+	// A message has a handful of findings: scanning them beats building two maps per call,
+	// which Track makes twice per message. Maps take over for long lists.
+	const small = 16
+	var theirs map[key]bool
+	if len(m.Findings) > small {
+		theirs = make(map[key]bool, len(m.Findings))
+		for _, f := range m.Findings {
+			theirs[key{f.Rule, f.Severity}] = true
+		}
 	}
-	seen := map[decode.Finding]bool{}
+	decodeSaid := func(f decode.Finding) bool {
+		if theirs != nil {
+			return theirs[key{f.Rule, f.Severity}]
+		}
+		for _, g := range m.Findings {
+			if g.Rule == f.Rule && g.Severity == f.Severity {
+				return true
+			}
+		}
+		return false
+	}
+	var seen map[decode.Finding]bool
+	if len(fs) > small {
+		seen = make(map[decode.Finding]bool, len(fs))
+	}
 	out := fs[:0]
 	for _, f := range fs {
-		if seen[f] {
+		if seen != nil {
+			if seen[f] {
+				continue
+			}
+			seen[f] = true
+		} else if slices.Contains(out, f) {
 			continue
 		}
-		seen[f] = true
-		if theirs[key{f.Rule, f.Severity}] {
+		if decodeSaid(f) {
 			if r, ok := decode.LookupRule(f.Rule); ok && r.Package != "verify" {
 				continue
 			}
@@ -183,13 +213,10 @@ func (v *Verifier) signerChain(m *decode.Message, role decode.Role, at time.Time
 	if id == "" {
 		id = idOf(m, idName)
 	}
-	idPath := ""
+	o := chainOpts{role: role, at: at, proxyLeave: proxyLeave, wantID: id, wantIDName: idName}
 	if m.Root != nil {
-		if n := m.Root.ChildFold(idName); n != nil {
-			idPath = decode.PathOf(n)
-		}
+		o.wantIDNode = m.Root.ChildFold(idName)
 	}
-	o := chainOpts{role: role, at: at, proxyLeave: proxyLeave, wantID: id, wantIDName: idName, wantIDPath: idPath}
 	ch := chainNamed(m, "certificateChain", true)
 	if ch == nil {
 		ch = extra
@@ -239,7 +266,8 @@ func (v *Verifier) checkSigned(m *decode.Message, ctx Context, r *report) {
 
 // checkRSA checks the RSA signature of m with the leaf of cr, building the signed input.
 func (v *Verifier) checkRSA(m *decode.Message, ctx Context, role decode.Role, cr *chainResult, rl decode.Rule) (tri, []decode.Finding) {
-	sigPath := decode.PathOf(topChild(m.Root, "signature"))
+	// The path is built only for a finding.
+	sigPath := func() string { return decode.PathOf(topChild(m.Root, "signature")) }
 	if kindIs(m, "TokenDeliveryResponse") && rl.ID == RuleSig.ID {
 		rl = RuleTDRSig
 	}
@@ -253,18 +281,18 @@ func (v *Verifier) checkRSA(m *decode.Message, ctx Context, role decode.Role, cr
 		if id == "" {
 			id = ctx.SignerID
 		}
-		return unknown, []decode.Finding{RuleSigNoKey.At(sigPath, "no certificate chain in the message and none cached for %s %s: the %s signature cannot be checked", idName, orDash(id), who)}
+		return unknown, []decode.Finding{RuleSigNoKey.At(sigPath(), "no certificate chain in the message and none cached for %s %s: the %s signature cannot be checked", idName, orDash(id), who)}
 	}
 	var prefix []byte
 	switch {
 	case kindIs(m, "registrationRequest"):
 		if ctx.DeviceHello == nil || ctx.RIHello == nil {
-			return unknown, []decode.Finding{RuleSigNoContext.At(sigPath, "the registrationRequest signature covers the deviceHello and riHello of session %s, which were not captured", orDash(sessionOf(m)))}
+			return unknown, []decode.Finding{RuleSigNoContext.At(sigPath(), "the registrationRequest signature covers the deviceHello and riHello of session %s, which were not captured", orDash(sessionOf(m)))}
 		}
 		prefix = append(append(prefix, ctx.DeviceHello...), ctx.RIHello...)
 	case kindIs(m, "registrationResponse"):
 		if ctx.Request == nil || !kindIs(ctx.Request, "registrationRequest") {
-			return unknown, []decode.Finding{RuleSigNoContext.At(sigPath, "the registrationResponse signature covers the registrationRequest of session %s, which was not captured", orDash(sessionOf(m)))}
+			return unknown, []decode.Finding{RuleSigNoContext.At(sigPath(), "the registrationResponse signature covers the registrationRequest of session %s, which was not captured", orDash(sessionOf(m)))}
 		}
 		prefix = ctx.Request.Raw
 	}
