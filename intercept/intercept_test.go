@@ -597,14 +597,16 @@ func TestAnalysisBudgetHoldsForwardingBack(t *testing.T) {
 
 func TestByteBudget(t *testing.T) {
 	b := newByteBudget(100)
-	if got := b.acquire(250); got != 100 {
+	var drains atomic.Int64
+	drain := func() { drains.Add(1) }
+	if got := b.acquire(250, drain); got != 100 {
 		t.Fatalf("a body larger than the budget takes the whole budget, got %d", got)
 	}
-	if got := b.acquire(0); got != 0 {
+	if got := b.acquire(0, drain); got != 0 {
 		t.Fatalf("nothing to hold took %d", got)
 	}
 	took := make(chan int64)
-	go func() { took <- b.acquire(10) }()
+	go func() { took <- b.acquire(10, drain) }()
 	select {
 	case n := <-took:
 		t.Fatalf("acquired %d of a full budget", n)
@@ -613,6 +615,11 @@ func TestByteBudget(t *testing.T) {
 	b.release(100)
 	if n := <-took; n != 10 {
 		t.Fatalf("took %d", n)
+	}
+	// Whoever waits for bytes first asks for the queue to be drained: the analyser may be
+	// asleep, waiting for a wake-up that only a finished exchange would send.
+	if drains.Load() == 0 {
+		t.Fatal("a full budget waited without asking for a drain")
 	}
 }
 

@@ -76,15 +76,17 @@ type Pipeline struct {
 	stop chan struct{} // closed by Close: stops the ticker
 	once sync.Once
 
-	// The analyser: decoders take work in any order, the judge takes ordered in order. queueMu
-	// is held shared while a job is queued, so Close can wait for every submit in progress
-	// before it closes the queues.
-	work    chan *job
-	ordered chan *job
-	queueMu sync.RWMutex
-	closed  bool
-	stopped chan struct{}
-	budget  *byteBudget
+	// The analyser (analysis.go): decoders take toDecode in any order, the judge takes ordered
+	// in order. submitMu keeps the two queues in the order of submits.
+	submitMu  sync.Mutex
+	closed    bool // guarded by submitMu
+	toDecode  jobQueue
+	ordered   jobQueue
+	slots     chan struct{} // one per queued step: bounds the queues' length
+	decodersN int
+	decoders  sync.WaitGroup
+	stopped   chan struct{}
+	budget    *byteBudget
 	// pending counts the steps queued and not yet applied; judgedAt is when the last applied
 	// one passed the proxy (Unix nanoseconds).
 	pending  atomic.Int64
@@ -149,35 +151,17 @@ func NewPipeline(cfg Config) *Pipeline {
 	if cfg.AnalysisBudget <= 0 {
 		cfg.AnalysisBudget = defaultAnalysisBudget
 	}
-	p := &Pipeline{cfg: cfg, work: make(chan *job, analysisQueue), ordered: make(chan *job, analysisQueue),
-		stop: make(chan struct{}), stopped: make(chan struct{}), budget: newByteBudget(cfg.AnalysisBudget),
-		hostLegs: map[string]captures.Leg{}}
-	for range runtime.GOMAXPROCS(0) {
+	p := &Pipeline{cfg: cfg, stop: make(chan struct{}), stopped: make(chan struct{}),
+		budget: newByteBudget(cfg.AnalysisBudget), slots: make(chan struct{}, analysisQueue),
+		toDecode: newJobQueue(), ordered: newJobQueue(), hostLegs: map[string]captures.Leg{}}
+	p.decodersN = runtime.GOMAXPROCS(0)
+	p.decoders.Add(p.decodersN)
+	for range p.decodersN {
 		go p.decoder()
 	}
 	go p.judge()
-	if cfg.Judge != nil {
-		go p.tick()
-	}
+	go p.tick()
 	return p
-}
-
-// analysisQueue bounds each of the analyser's queues (three jobs per exchange, two of them to
-// decode): well under a second of traffic at the rates two cores can verify.
-const analysisQueue = 4096
-
-// Close analyses and stores what is still queued, then stops the pipeline's background work.
-// Exchanges still running afterwards are analysed inline.
-func (p *Pipeline) Close() {
-	p.once.Do(func() {
-		close(p.stop)
-		p.queueMu.Lock()
-		p.closed = true
-		p.queueMu.Unlock()
-		close(p.work)
-		close(p.ordered)
-		<-p.stopped
-	})
 }
 
 func (p *Pipeline) tick() {
@@ -188,6 +172,13 @@ func (p *Pipeline) tick() {
 		case <-p.stop:
 			return
 		case <-t.C:
+			// Steps wait for a wake-up (see submit); none waits longer than this.
+			if p.pending.Load() > 0 {
+				p.kick()
+			}
+			if p.cfg.Judge == nil {
+				continue
+			}
 			// Windows expire on the judge's clock: while steps wait in the queue, the judge has
 			// only seen the traffic up to the last one it applied, and a message still queued
 			// must not be reported as never having come.
@@ -368,7 +359,7 @@ func (x *exchange) request(body []byte, size int64, truncated bool, ct string, r
 		x.reqJob.body = body
 		x.reqJob.hint = decode.Hint{ContentType: ct, Direction: decode.DirRequest}
 	}
-	p.submit(x.reqJob)
+	p.submit(x.reqJob, false)
 }
 
 // sending records that the request is being handed to the upstream.
@@ -395,12 +386,12 @@ func (x *exchange) response(body []byte, size int64, truncated bool) {
 		rj.body, rj.req = body, x.reqJob
 		rj.hint = decode.Hint{ContentType: r.half.Header.Get("Content-Type"), Direction: decode.DirResponse}
 	}
-	x.p.submit(rj)
+	x.p.submit(rj, false)
 }
 
 // done records that the response has been written to the client (or that the exchange ended
 // without one) and stores the flow.
-func (x *exchange) done() { x.p.submit(&job{f: x.f, kind: jobDone, at: x.p.cfg.Clock()}) }
+func (x *exchange) done() { x.p.submit(&job{f: x.f, kind: jobDone, at: x.p.cfg.Clock()}, true) }
 
 // respHalf is what the forwarding goroutine learned about the response, handed to the analyser.
 type respHalf struct {
@@ -430,9 +421,10 @@ type job struct {
 	resp *respHalf   // jobResponse
 	at   time.Time   // jobDone
 
-	msg   *decode.Message
-	ready chan struct{} // closed once msg is decoded; nil when there was nothing to decode
-	held  int64         // bytes of body this job holds against the analysis budget
+	msg     *decode.Message
+	ready   chan struct{} // closed once msg is decoded; nil when there was nothing to decode
+	claimed atomic.Bool   // taken by a decoder or the judge, whichever came first
+	held    int64         // bytes of body this job holds against the analysis budget
 }
 
 // passed is when the step's half went through the proxy.
@@ -444,117 +436,6 @@ func (j *job) passed() time.Time {
 		return firstSet(j.resp.responded, j.resp.firstByte, j.resp.sentUpstream)
 	}
 	return j.at
-}
-
-// submit queues j for analysis. The queues are bounded: when analysis falls that far behind,
-// forwarding waits for it rather than dropping anything. After Close, jobs run inline.
-func (p *Pipeline) submit(j *job) {
-	p.queueMu.RLock()
-	if p.closed {
-		p.queueMu.RUnlock()
-		// After everything queued before Close: this flow's earlier steps may still be there.
-		<-p.stopped
-		p.decode(j)
-		p.apply(j)
-		return
-	}
-	j.held = p.budget.acquire(j.held)
-	p.pending.Add(1)
-	if j.body != nil {
-		j.ready = make(chan struct{})
-		p.work <- j
-	}
-	// The judge's queue is the order of record: the order in which submits reached it.
-	p.ordered <- j
-	p.queueMu.RUnlock()
-}
-
-// defaultAnalysisBudget bounds the body bytes waiting for analysis. The queues count jobs; bodies
-// can be megabytes each, and a burst of them must slow forwarding down rather than outgrow the
-// memory the proxy is meant to stay within.
-const defaultAnalysisBudget = 32 << 20
-
-// byteBudget is a counting semaphore over bytes.
-type byteBudget struct {
-	mu   sync.Mutex
-	cond sync.Cond
-	used int64
-	max  int64
-}
-
-func newByteBudget(max int64) *byteBudget {
-	b := &byteBudget{max: max}
-	b.cond.L = &b.mu
-	return b
-}
-
-// acquire waits until n bytes (at most the whole budget) fit, takes them, and returns how many
-// it took.
-func (b *byteBudget) acquire(n int64) int64 {
-	n = min(n, b.max)
-	if n <= 0 {
-		return 0
-	}
-	b.mu.Lock()
-	for b.used+n > b.max {
-		b.cond.Wait()
-	}
-	b.used += n
-	b.mu.Unlock()
-	return n
-}
-
-func (b *byteBudget) release(n int64) {
-	if n <= 0 {
-		return
-	}
-	b.mu.Lock()
-	b.used -= n
-	b.mu.Unlock()
-	b.cond.Broadcast()
-}
-
-// decoder decodes jobs in parallel: decoding is stateless, and most of the analysis.
-func (p *Pipeline) decoder() {
-	for j := range p.work {
-		p.decode(j)
-		close(j.ready)
-	}
-}
-
-func (p *Pipeline) decode(j *job) {
-	if j.body == nil {
-		return
-	}
-	h := j.hint
-	if j.req != nil {
-		// The request's job was queued for decoding before this one, so some decoder has it.
-		if j.req.ready != nil {
-			<-j.req.ready
-		}
-		if j.req.msg != nil {
-			h.Answers = j.req.msg.Kind
-		}
-	}
-	j.msg = p.cfg.Decoder.Decode(j.body, h)
-}
-
-// judge applies the jobs one at a time in the order they were queued: the order in which
-// requests and responses passed the proxy, which is the order the tracker's cross-message and
-// cross-leg rules reason about.
-func (p *Pipeline) judge() {
-	defer close(p.stopped)
-	for j := range p.ordered {
-		if j.ready != nil {
-			<-j.ready
-		}
-		p.apply(j)
-		p.budget.release(j.held)
-		if at := j.passed(); !at.IsZero() {
-			p.judgedAt.Store(at.UnixNano())
-		}
-		p.pending.Add(-1)
-	}
 }
 
 func (p *Pipeline) apply(j *job) {
@@ -628,7 +509,7 @@ func (x *exchange) fail(err error) upstreamFailure {
 	if r.sentUpstream.IsZero() {
 		r.sentUpstream = x.p.cfg.Clock()
 	}
-	x.p.submit(&job{f: x.f, kind: jobResponse, resp: r, held: int64(len(r.half.Body))})
+	x.p.submit(&job{f: x.f, kind: jobResponse, resp: r, held: int64(len(r.half.Body))}, false)
 	return upstreamFailure{header: h, body: []byte(msg)}
 }
 

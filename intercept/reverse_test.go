@@ -498,3 +498,50 @@ func FuzzH1(f *testing.F) {
 		}
 	})
 }
+
+// judgedAt records when each half was judged.
+type judgedAt struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (j *judgedAt) Judge(f *captures.Flow, dir decode.Direction) ([]decode.Finding, []string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.at[fmt.Sprintf("%d/%d", f.ID, dir)] = time.Now()
+	return nil, nil
+}
+
+func (j *judgedAt) Tick(time.Time) []Late { return nil }
+
+func TestAStepIsJudgedWithoutWaitingForItsExchangeToEnd(t *testing.T) {
+	// Steps wake the analyser only at an exchange's end; a request whose answer is slow must
+	// still be judged within the ticker's period, so the tracker's windows see it.
+	answered := make(chan time.Time, 1)
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		if _, _, err := readRawRequest(br); err != nil {
+			return
+		}
+		time.Sleep(2500 * time.Millisecond)
+		answered <- time.Now()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	})
+	j := &judgedAt{at: map[string]time.Time{}}
+	store := captures.NewStore(captures.StoreOptions{}, captures.NewBus(64))
+	p := NewPipeline(Config{Store: store, Judge: j})
+	t.Cleanup(p.Close)
+	rev := startReverse(t, p, up)
+	resp, err := http.Post(rev.URL+"/roap", decode.MIMEPDU, strings.NewReader(ldResp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	at := <-answered
+	waitFlows(t, store, 1)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	req, ok := j.at[fmt.Sprintf("1/%d", decode.DirRequest)]
+	if !ok || !req.Before(at) {
+		t.Fatalf("the request was judged at %v, the answer came at %v: it waited for the exchange to end", req, at)
+	}
+}
