@@ -63,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.UIRate, "ui-rate", 2000, "requests (= UI events) per second in --ui-tab mode")
 	fs.StringVar(&cfg.Chromium, "chromium", "/usr/bin/chromium", "Chromium `binary` for --ui-tab")
 	fs.BoolVar(&cfg.InProcessUpstream, "in-process-upstream", false, "run the simulated RI inside the load tool instead of as its own process (direct then has no process switch at all)")
-	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each roapproxy run into this `folder` (roapproxy run --cpuprofile)")
+	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU and an allocation profile of each roapproxy run into this `folder` (roapproxy run --cpuprofile, --memprofile)")
 	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to this `file`")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	if err := fs.Parse(args); err != nil {

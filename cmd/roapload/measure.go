@@ -252,7 +252,8 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		name := run.name
 		if cfg.ProfileDir != "" && !run.cfg.Null {
 			slug := strings.NewReplacer(" ", "-", "`", "", ",", "").Replace(name)
-			run.cfg.Extra = append(run.cfg.Extra, "--cpuprofile", filepath.Join(cfg.ProfileDir, slug+".pprof"))
+			run.cfg.Extra = append(run.cfg.Extra, "--cpuprofile", filepath.Join(cfg.ProfileDir, slug+".pprof"),
+				"--memprofile", filepath.Join(cfg.ProfileDir, slug+".mem.pprof"))
 		}
 		proc, err := startProxy(run.cfg)
 		if err != nil {
