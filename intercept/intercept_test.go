@@ -273,7 +273,7 @@ func TestForwardHTTPSInterception(t *testing.T) {
 func TestCurlThroughInterceptionWithExportedCA(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
-		t.Skip("curl not installed")
+		t.Fatal("curl is not installed (.ci/run installs it)")
 	}
 	up := tlsUpstream(t)
 	ca, _, err := LoadOrCreateCA(filepath.Join(t.TempDir(), "cfg"))

@@ -4,11 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -543,5 +548,65 @@ func TestAStepIsJudgedWithoutWaitingForItsExchangeToEnd(t *testing.T) {
 	req, ok := j.at[fmt.Sprintf("1/%d", decode.DirRequest)]
 	if !ok || !req.Before(at) {
 		t.Fatalf("the request was judged at %v, the answer came at %v: it waited for the exchange to end", req, at)
+	}
+}
+
+func TestCurlThroughReverseListener(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatal("curl is not installed (.ci/run installs it)")
+	}
+	var mu sync.Mutex
+	var got []string // what the upstream saw of each request: proto, framing, body digest
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		sum := sha256.Sum256(b)
+		mu.Lock()
+		got = append(got, fmt.Sprintf("%s te=%v expect=%q %x", r.Proto, r.TransferEncoding, r.Header.Get("Expect"), sum[:8]))
+		mu.Unlock()
+		w.Header().Set("Content-Type", decode.MIMEPDU)
+		fmt.Fprintf(w, "%d %x", len(b), sum[:8])
+	}))
+	defer up.Close()
+	p, store := newTestPipeline(t, nil)
+	target, _ := url.Parse(up.URL)
+	rev := startReverse(t, p, target)
+
+	// Over a MiB: curl asks Expect: 100-continue and waits for it before sending the body.
+	big := bytes.Repeat([]byte("<roap:x>0123456789abcdef</roap:x>\n"), 40000)
+	bigPath := filepath.Join(t.TempDir(), "big.xml")
+	if err := os.WriteFile(bigPath, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(big)
+	small := sha256.Sum256([]byte(ldResp))
+	for _, tc := range []struct {
+		args []string
+		want string // the answer curl prints
+		saw  string // what the upstream saw
+	}{
+		{[]string{"--data-binary", "@" + bigPath}, fmt.Sprintf("%d %x", len(big), sum[:8]), fmt.Sprintf(`HTTP/1.1 te=[] expect="100-continue" %x`, sum[:8])},
+		{[]string{"-H", "Transfer-Encoding: chunked", "--data-binary", ldResp}, fmt.Sprintf("%d %x", len(ldResp), small[:8]), fmt.Sprintf(`HTTP/1.1 te=[chunked] expect="" %x`, small[:8])},
+		{[]string{"-0", "--data-binary", ldResp}, fmt.Sprintf("%d %x", len(ldResp), small[:8]), fmt.Sprintf(`HTTP/1.0 te=[] expect="" %x`, small[:8])},
+	} {
+		args := append([]string{"-sS", "--fail", "-H", "Content-Type: " + decode.MIMEPDU}, tc.args...)
+		out, err := exec.Command(curl, append(args, rev.URL+"/roap")...).CombinedOutput()
+		if err != nil || string(out) != tc.want {
+			t.Fatalf("curl %v: %v: %q, want %q", tc.args[0], err, out, tc.want)
+		}
+		mu.Lock()
+		last := got[len(got)-1]
+		mu.Unlock()
+		if last != tc.saw {
+			t.Fatalf("curl %v: the upstream saw %q, want %q", tc.args[0], last, tc.saw)
+		}
+	}
+	waitFlows(t, store, 3)
+	if f := flowByID(t, store, 1); string(f.Request.Body) != ldResp || f.Request.Message == nil {
+		t.Fatalf("the chunked upload was not captured dechunked and decoded: %q", f.Request.Body)
 	}
 }
