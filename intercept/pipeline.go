@@ -13,7 +13,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime"
 	"strconv"
@@ -601,19 +600,7 @@ func Classify(f *captures.Flow) captures.Leg {
 	return captures.LegOther
 }
 
-// upstreamURL joins a reverse target with the request's path and query.
-func upstreamURL(target *url.URL, r *http.Request) *url.URL {
-	u := *target
-	u.Path = singleJoin(target.Path, r.URL.Path)
-	u.RawPath = ""
-	if target.RawQuery == "" || r.URL.RawQuery == "" {
-		u.RawQuery = target.RawQuery + r.URL.RawQuery
-	} else {
-		u.RawQuery = target.RawQuery + "&" + r.URL.RawQuery
-	}
-	return &u
-}
-
+// singleJoin joins two URL paths with exactly one slash between them.
 func singleJoin(a, b string) string {
 	switch {
 	case strings.HasSuffix(a, "/") && strings.HasPrefix(b, "/"):
