@@ -5,6 +5,7 @@ import (
 	"mime"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // pathOfReference is PathOf as it was written before it was made to build its string in one
@@ -112,7 +113,8 @@ func TestHasXMLSpaceIsContainsAny(t *testing.T) {
 	}
 }
 
-func TestEstimateMarkup(t *testing.T) {
+func TestBlockSizes(t *testing.T) {
+	// Realistic messages fit their first blocks.
 	for _, body := range [][]byte{fxRORequest(t), fxTokenDeliveryResponse(t)} {
 		doc, err := ParseXML(body, DefaultLimits)
 		if err != nil {
@@ -120,29 +122,37 @@ func TestEstimateMarkup(t *testing.T) {
 		}
 		attrs := 0
 		fxWalk(doc.Root, func(n *Node) { attrs += len(n.Attrs) })
-		nodes, nattrs := estimateMarkup(body)
-		// An attribute value ending in base64 padding counts once more.
-		if nodes != doc.Nodes || nattrs < attrs || nattrs > attrs+2 {
-			t.Errorf("estimate %d nodes, %d attributes; the document has %d and %d", nodes, nattrs, doc.Nodes, attrs)
+		nodes, nattrs := blockSizes(body)
+		if nodes < doc.Nodes || nattrs < attrs {
+			t.Errorf("first blocks of %d nodes, %d attributes; the document has %d and %d", nodes, nattrs, doc.Nodes, attrs)
 		}
 	}
-	// Text ending in '>' and attributes written with spaces around '=' are underestimated: the
-	// parser must take further blocks and still build the whole tree.
+	// White space between all tags takes further node blocks: the whole tree must still be built.
 	var b strings.Builder
-	b.WriteString("<r>")
+	b.WriteString("<r>\n")
 	for i := 0; i < 300; i++ {
-		fmt.Fprintf(&b, `<a k = "%d" j = '%d'>x%d></a>`, i, i, i)
+		fmt.Fprintf(&b, "  <a k=\"%d\">x%d></a>\n", i, i)
 	}
 	b.WriteString("</r>")
-	nodes, attrs := estimateMarkup([]byte(b.String()))
 	doc := fxMustParse(t, b.String())
-	if nodes >= doc.Nodes || attrs != 0 || doc.Nodes != 601 {
-		t.Fatalf("the document was meant to be underestimated: %d of %d nodes, %d attributes", nodes, doc.Nodes, attrs)
+	if nodes, _ := blockSizes([]byte(b.String())); nodes >= doc.Nodes || doc.Nodes != 902 {
+		t.Fatalf("the document was meant to outgrow its first block: %d of %d nodes", nodes, doc.Nodes)
 	}
-	for i, a := range doc.Root.Children {
-		if a.Local != "a" || len(a.Attrs) != 2 || a.Attrs[0].Value != fmt.Sprint(i) || a.Attrs[1].Value != fmt.Sprint(i) || a.TextContent() != fmt.Sprintf("x%d>", i) {
+	var els []*Node
+	for _, c := range doc.Root.Children {
+		if c.Kind == ElementNode {
+			els = append(els, c)
+		} else if c.Text != "\n  " && c.Text != "\n" {
+			t.Fatalf("text node %q between elements", c.Text)
+		}
+	}
+	for i, a := range els {
+		if a.Local != "a" || len(a.Attrs) != 1 || a.Attrs[0].Value != fmt.Sprint(i) || a.TextContent() != fmt.Sprintf("x%d>", i) || a.Parent != doc.Root {
 			t.Fatalf("element %d parsed wrong: %+v", i, a)
 		}
+	}
+	if len(els) != 300 {
+		t.Fatalf("%d elements parsed; 300 written", len(els))
 	}
 }
 
@@ -165,6 +175,70 @@ func TestMediaTypeMatchesMime(t *testing.T) {
 		"application/ocsp-response", "APPLICATION/OCSP-REQUEST\t", "text/plain; title*=UTF-8''%c2%a3", "x/\u00e9; q=1", "\xff/\xfe"} {
 		if got, want := mediaType(ct), mediaTypeReference(ct); got != want {
 			t.Errorf("mediaType(%q) = %q; mime gives %q", ct, got, want)
+		}
+	}
+}
+
+// End tags are compared with the start tag's name in place; the errors must be those the
+// byte-by-byte scan gave (recorded from it).
+func TestEndTagErrors(t *testing.T) {
+	for _, c := range [][2]string{
+		{"<a></ab>", "offset 3: end tag </ab> does not match <a> opened at offset 0"},
+		{"<ab></a>", "offset 4: end tag </a> does not match <ab> opened at offset 0"},
+		{"<a></a >", "<nil>"},
+		{"<a></a", "offset 6: malformed end tag </a"},
+		{"<a></", "offset 5: expected a name"},
+		{"<a></a\t>", "<nil>"},
+		{"<p:a xmlns:p='u'></p:a>", "<nil>"},
+		{"<p:a xmlns:p='u'></p:ab>", "offset 17: end tag </p:ab> does not match <p:a> opened at offset 0"},
+		{"<a></a/>", "offset 6: malformed end tag </a"},
+		{"<a></b>", "offset 3: end tag </b> does not match <a> opened at offset 0"},
+		{"<a><b></b></a>", "<nil>"},
+	} {
+		_, err := ParseXML([]byte(c[0]), DefaultLimits)
+		if got := fmt.Sprint(err); got != c[1] {
+			t.Errorf("ParseXML(%q): %s; want %s", c[0], got, c[1])
+		}
+	}
+}
+
+// checkCharsReference is checkChars one byte at a time.
+func checkCharsReference(b []byte) (int, string) {
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return i, fmt.Sprintf("control character 0x%02X is not allowed in XML", c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i, "body is not valid UTF-8"
+		}
+		if r == 0xFFFE || r == 0xFFFF {
+			return i, fmt.Sprintf("character U+%04X is not allowed in XML", r)
+		}
+		i += n
+	}
+	return -1, ""
+}
+
+func TestCheckCharsMatchesReference(t *testing.T) {
+	base := []byte(strings.Repeat("<a b=\"c\">text</a>", 8)) // 136 bytes of plain ASCII
+	inserts := []string{"\x00", "\x01", "\x1f", "\t", "\n", "\r", "\x7f", "é", "\u00a0", "\xff", "\xc3", "\uFFFE", "\uFFFF", "\U0001F600", "\xe2\x82"}
+	for _, ins := range inserts {
+		for at := 0; at <= len(base); at++ {
+			for _, tail := range []int{0, 1, 7, 31, 33} {
+				b := append(append(append([]byte(nil), base[:at]...), ins...), base[at:]...)
+				b = b[:len(b)-min(tail, len(b))]
+				gi, gm := checkChars(b)
+				wi, wm := checkCharsReference(b)
+				if gi != wi || gm != wm {
+					t.Fatalf("%q at %d (tail -%d): checkChars = %d %q; reference %d %q", ins, at, tail, gi, gm, wi, wm)
+				}
+			}
 		}
 	}
 }

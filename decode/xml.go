@@ -251,7 +251,8 @@ type scanner struct {
 	slab      []Node // unused nodes of the current block
 	kidPool   []*Node
 	attrPool  []Attr
-	chunk     int // nodes per block, from the body's markup count
+	chunk     int // nodes in the next block (see blockSizes)
+	kidChunk  int // child pointers per block
 	attrChunk int // attributes per block
 }
 
@@ -275,48 +276,23 @@ func ParseXML(b []byte, lim Limits) (*Document, error) {
 	s := &scanner{b: b, s: unsafe.String(unsafe.SliceData(b), len(b)), lim: lim, doc: &Document{Raw: b},
 		scratch: sc.unesc[:0], run: sc.run[:0], scope: sc.scope[:0], kids: sc.kids[:0],
 		attrBuf: sc.attrs[:0], attrOff: sc.offs[:0], dupIdx: sc.dupIdx[:0]}
-	// Blocks are sized from the markup, so one block usually holds the whole document.
-	nodes, attrs := estimateMarkup(b)
-	s.chunk = min(max(nodes, 16), 512)
-	s.attrChunk = min(max(attrs, 4), 256)
+	s.chunk, s.attrChunk = blockSizes(b)
+	s.kidChunk = s.chunk
 	doc, err := s.parse()
 	sc.keep(s)
 	scanScratchPool.Put(sc)
 	return doc, err
 }
 
-// estimateMarkup estimates the nodes and attributes of a document from its bytes. Every '<'
-// that opens something (not an end tag) is a node, and so is the character data before a '<'
-// that does not directly follow a '>'; every '=' before a quote is an attribute. Comments,
-// markup inside CDATA and white space around the prolog make it an overestimate; only an
-// unusual document (text ending in '>', spaces around '=') makes it an underestimate, which
-// just costs another block. Counting every '<' and '=', as before, allocated half again as
-// many nodes as ROAP messages hold.
-func estimateMarkup(b []byte) (nodes, attrs int) {
-	for i := 0; ; i++ {
-		k := bytes.IndexByte(b[i:], '<')
-		if k < 0 {
-			break
-		}
-		i += k
-		if i > 0 && b[i-1] != '>' {
-			nodes++ // character data ends here
-		}
-		if i+1 < len(b) && b[i+1] != '/' {
-			nodes++
-		}
-	}
-	for i := 0; ; i++ {
-		k := bytes.IndexByte(b[i:], '=')
-		if k < 0 {
-			break
-		}
-		i += k
-		if i+1 < len(b) && (b[i+1] == '"' || b[i+1] == '\'') {
-			attrs++
-		}
-	}
-	return nodes, attrs
+// blockSizes returns how many nodes and attributes the first blocks of a document get. An
+// element has a start and an end tag and a leaf usually a text node, so canonical messages
+// (no white space between tags) hold about two nodes for every three '<', pretty-printed ones
+// about one per '<'; blocks after the first are a quarter as large, so neither kind wastes
+// much. Every attribute needs an '='. Counting is one vectorized pass per byte value; finding
+// the exact figures cost more than the memory it saved.
+func blockSizes(b []byte) (nodes, attrs int) {
+	lt := bytes.Count(b, []byte{'<'})
+	return min(max(lt*3/4+4, 16), 512), min(max(bytes.Count(b, []byte{'='}), 4), 256)
 }
 
 // scanScratch is the working memory of a scanner that does not end up in the Document. It is
@@ -399,6 +375,19 @@ func checkChars(b []byte) (int, string) {
 	const lo = 0x2020202020202020
 	i := 0
 	for i < len(b) {
+		// Four words per round while they are all fine: the loop's own overhead was most of its cost.
+		for i+32 <= len(b) {
+			c := b[i : i+32 : i+32]
+			w0, w1 := binary.LittleEndian.Uint64(c), binary.LittleEndian.Uint64(c[8:])
+			w2, w3 := binary.LittleEndian.Uint64(c[16:]), binary.LittleEndian.Uint64(c[24:])
+			if (w0|w1|w2|w3)&hi != 0 || ((w0-lo)&^w0|(w1-lo)&^w1|(w2-lo)&^w2|(w3-lo)&^w3)&hi != 0 {
+				break
+			}
+			i += 32
+		}
+		if i >= len(b) {
+			break
+		}
 		if i+8 <= len(b) {
 			w := binary.LittleEndian.Uint64(b[i:])
 			if w&hi == 0 && (w-lo)&^w&hi == 0 {
@@ -564,17 +553,20 @@ func (s *scanner) pi(allowDecl bool) (string, error) {
 
 func (s *scanner) name() (string, error) {
 	start := s.i
-	if s.i >= len(s.b) || nameClass[s.b[s.i]]&1 == 0 {
-		return "", &SyntaxError{Offset: s.i, Msg: "expected a name"}
+	b := s.b
+	if start >= len(b) || nameClass[b[start]]&1 == 0 {
+		return "", &SyntaxError{Offset: start, Msg: "expected a name"}
 	}
-	s.i++
-	for s.i < len(s.b) && nameClass[s.b[s.i]]&2 != 0 {
-		s.i++
+	// A local index keeps the loop in registers; this is the scanner's hottest loop.
+	i := start + 1
+	for i < len(b) && nameClass[b[i]]&2 != 0 {
+		i++
 	}
-	if s.i-start > s.lim.MaxNameLen {
+	s.i = i
+	if i-start > s.lim.MaxNameLen {
 		return "", &SyntaxError{Offset: start, Msg: "name longer than the limit", Limit: true}
 	}
-	return s.s[start:s.i], nil
+	return s.s[start:i], nil
 }
 
 func splitQName(q string) (prefix, local string) {
@@ -595,6 +587,7 @@ func (s *scanner) countNode() error {
 func (s *scanner) newNode() *Node {
 	if len(s.slab) == 0 {
 		s.slab = make([]Node, s.chunk)
+		s.chunk = s.kidChunk/4 + 16 // later blocks: a quarter of the first
 	}
 	n := &s.slab[0]
 	s.slab = s.slab[1:]
@@ -609,7 +602,7 @@ func (s *scanner) keepKids(base int) []*Node {
 		return nil
 	}
 	if cap(s.kidPool)-len(s.kidPool) < len(k) {
-		s.kidPool = make([]*Node, 0, max(len(k), s.chunk))
+		s.kidPool = make([]*Node, 0, max(len(k), s.kidChunk))
 	}
 	at := len(s.kidPool)
 	s.kidPool = append(s.kidPool, k...)
@@ -851,8 +844,13 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 			}
 			es := s.i
 			s.i += 2
-			en, err := s.name()
-			if err != nil {
+			// The end tag nearly always repeats the start tag's name: compare it in place
+			// rather than scanning it byte by byte (name checks it otherwise).
+			var en string
+			if rest := s.s[s.i:]; len(rest) > len(qn) && rest[:len(qn)] == qn && nameClass[rest[len(qn)]]&2 == 0 {
+				en = qn
+				s.i += len(qn)
+			} else if en, err = s.name(); err != nil {
 				return nil, err
 			}
 			s.skipSpace()
