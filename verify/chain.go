@@ -315,8 +315,8 @@ func (v *Verifier) walkChain(certs []*x509.Certificate, o chainOpts) *chainResul
 		}
 	}
 
-	if o.wantID != "" && !keyIDIs(leaf, o.wantID) {
-		if got := KeyID(leaf); got != o.wantID {
+	if o.wantID != "" {
+		if got := v.trust.keyID(leaf); got != o.wantID {
 			fail(&r.idOK, "identifier", RuleChainID.At(o.idPath(), "%s is %s but the leaf certificate %s has SPKI hash %s", o.wantIDName, o.wantID, certName(leaf), got))
 		}
 	}

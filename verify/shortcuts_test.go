@@ -60,15 +60,24 @@ func TestCertHashesMatchComputing(t *testing.T) {
 	}
 }
 
-func TestKeyIDIs(t *testing.T) {
+func TestKeyIDMemo(t *testing.T) {
 	p := testPKI(t)
-	for _, c := range []*x509.Certificate{p.Root.Cert, p.RIs[0].Cert, p.Devices[0].Cert} {
-		if !keyIDIs(c, KeyID(c)) {
-			t.Fatalf("keyIDIs(%s, its own KeyID) is false", certName(c))
+	tr := NewTrust()
+	certs := []*x509.Certificate{p.Root.Cert, p.CA.Cert, p.RIs[0].Cert, p.Devices[0].Cert}
+	// Another certificate object with one byte of its key changed must get its own identifier.
+	changed := *p.RIs[0].Cert
+	changed.RawSubjectPublicKeyInfo = bytes.Clone(changed.RawSubjectPublicKeyInfo)
+	changed.RawSubjectPublicKeyInfo[len(changed.RawSubjectPublicKeyInfo)-5] ^= 1
+	certs = append(certs, &changed)
+	for round := 0; round < 2; round++ {
+		for _, c := range certs {
+			if got, want := tr.keyID(c), KeyID(c); got != want {
+				t.Fatalf("round %d: keyID(%s) = %s; KeyID gives %s", round, certName(c), got, want)
+			}
 		}
-		if keyIDIs(c, KeyID(p.CA.Cert)) || keyIDIs(c, "") || keyIDIs(c, KeyID(c)[:27]) || keyIDIs(c, KeyID(c)+"=") {
-			t.Fatalf("keyIDIs(%s) accepts another identifier", certName(c))
-		}
+	}
+	if tr.keyID(&changed) == tr.keyID(p.RIs[0].Cert) {
+		t.Fatal("a changed key byte kept the identifier")
 	}
 }
 

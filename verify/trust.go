@@ -61,6 +61,9 @@ type Trust struct {
 	// that stop short of an anchor.
 	chains        *bounded[string, []*x509.Certificate]
 	intermediates *bounded[string, []*x509.Certificate]
+
+	idMu sync.Mutex
+	ids  *bounded[*x509.Certificate, string] // see keyID
 }
 
 // DefaultCertCache is the number of identities (and of intermediate subjects) a Trust remembers.
@@ -72,6 +75,7 @@ func NewTrust() *Trust {
 		bySubj:        map[string][]*x509.Certificate{},
 		chains:        newBounded[string, []*x509.Certificate](DefaultCertCache, true),
 		intermediates: newBounded[string, []*x509.Certificate](DefaultCertCache, true),
+		ids:           newBounded[*x509.Certificate, string](512, true),
 	}
 }
 
@@ -82,13 +86,21 @@ func KeyID(c *x509.Certificate) string {
 	return base64.StdEncoding.EncodeToString(h[:])
 }
 
-// keyIDIs reports whether KeyID(c) == id without building the string: every chain walked is
-// compared with the identifier its message names.
-func keyIDIs(c *x509.Certificate, id string) bool {
-	h := sha1.Sum(c.RawSubjectPublicKeyInfo)
-	var buf [28]byte // base64 of 20 bytes
-	base64.StdEncoding.Encode(buf[:], h[:])
-	return string(buf[:]) == id
+// keyID is KeyID remembered per certificate: every message's chain is compared with the
+// identifier the message names and learned under its leaf's. A parsed certificate is never
+// modified and the memo holds it, so the pointer cannot come to name another certificate.
+func (t *Trust) keyID(c *x509.Certificate) string {
+	t.idMu.Lock()
+	id, ok := t.ids.get(c)
+	t.idMu.Unlock()
+	if ok {
+		return id
+	}
+	id = KeyID(c)
+	t.idMu.Lock()
+	t.ids.put(c, id)
+	t.idMu.Unlock()
+	return id
 }
 
 // LoadTrust reads certificates from PEM (or single DER) files and from directories (their
@@ -253,7 +265,7 @@ func (t *Trust) Learn(chain []*x509.Certificate) {
 	if len(chain) == 0 || chain[0] == nil {
 		return
 	}
-	id := KeyID(chain[0])
+	id := t.keyID(chain[0])
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	// A peer sends the same chain with every message (the same certificates, when the decoder
