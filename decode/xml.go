@@ -252,6 +252,7 @@ type scanner struct {
 	kidPool   []*Node
 	attrPool  []Attr
 	chunk     int // nodes in the next block (see blockSizes)
+	moreNodes int // nodes in blocks after the first
 	kidChunk  int // child pointers per block
 	attrChunk int // attributes per block
 }
@@ -276,23 +277,24 @@ func ParseXML(b []byte, lim Limits) (*Document, error) {
 	s := &scanner{b: b, s: unsafe.String(unsafe.SliceData(b), len(b)), lim: lim, doc: &Document{Raw: b},
 		scratch: sc.unesc[:0], run: sc.run[:0], scope: sc.scope[:0], kids: sc.kids[:0],
 		attrBuf: sc.attrs[:0], attrOff: sc.offs[:0], dupIdx: sc.dupIdx[:0]}
-	s.chunk, s.attrChunk = blockSizes(b)
-	s.kidChunk = s.chunk
+	s.chunk, s.kidChunk, s.attrChunk = blockSizes(b)
+	s.moreNodes = max(s.chunk/4, 16)
 	doc, err := s.parse()
 	sc.keep(s)
 	scanScratchPool.Put(sc)
 	return doc, err
 }
 
-// blockSizes returns how many nodes and attributes the first blocks of a document get. An
-// element has a start and an end tag and a leaf usually a text node, so canonical messages
-// (no white space between tags) hold about two nodes for every three '<', pretty-printed ones
-// about one per '<'; blocks after the first are a quarter as large, so neither kind wastes
-// much. Every attribute needs an '='. Counting is one vectorized pass per byte value; finding
-// the exact figures cost more than the memory it saved.
-func blockSizes(b []byte) (nodes, attrs int) {
+// blockSizes returns how many nodes, child pointers and attributes the first blocks of a
+// document get, from counts of single bytes (one vectorized pass each; finding exact figures
+// cost more than the memory they saved). An element has a start and an end tag, so there are
+// about half as many elements as '<'; leaves add text nodes, which the second, smaller node
+// block takes (canonical messages need at most that one, pretty-printed ones a few). Every
+// attribute value is quoted, and ROAP text holds no quotes, so quotes give attributes closely.
+func blockSizes(b []byte) (nodes, kids, attrs int) {
 	lt := bytes.Count(b, []byte{'<'})
-	return min(max(lt*3/4+4, 16), 512), min(max(bytes.Count(b, []byte{'='}), 4), 256)
+	quotes := bytes.Count(b, []byte{'"'}) + bytes.Count(b, []byte{'\''})
+	return min(max(lt/2+8, 16), 512), min(max(lt*3/4+4, 16), 512), min(max(quotes/2, 4), 256)
 }
 
 // scanScratch is the working memory of a scanner that does not end up in the Document. It is
@@ -587,7 +589,7 @@ func (s *scanner) countNode() error {
 func (s *scanner) newNode() *Node {
 	if len(s.slab) == 0 {
 		s.slab = make([]Node, s.chunk)
-		s.chunk = s.kidChunk/4 + 16 // later blocks: a quarter of the first
+		s.chunk = s.moreNodes
 	}
 	n := &s.slab[0]
 	s.slab = s.slab[1:]
