@@ -515,12 +515,14 @@ func (v *Verifier) judgeOCSP(in ocspInput) *ocspVerdict {
 // judgeResponder checks who signed p and whether it may speak for issuer's certificates.
 func (v *Verifier) judgeResponder(p *ocspParsed, issuer *x509.Certificate, in ocspInput, path string, add func(decode.Finding)) bool {
 	var signer *x509.Certificate
-	candidates := append(append([]*x509.Certificate(nil), p.certs...), issuer)
-	for _, c := range candidates {
+	for _, c := range p.certs {
 		if v.responderIs(p, c) {
 			signer = c
 			break
 		}
+	}
+	if signer == nil && v.responderIs(p, issuer) {
+		signer = issuer
 	}
 	if signer == nil {
 		add(RuleOCSPResponder.At(path, "%s is neither the issuing CA %s nor a certificate included in the response: the response cannot be checked", p.responderString(), certName(issuer)))

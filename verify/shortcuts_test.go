@@ -160,3 +160,18 @@ func TestDedupeMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+func TestCertNameIsPercentQ(t *testing.T) {
+	for _, cn := range []string{"", "roapproxy Test Root CA", `a "quoted" name`, "tab\tand\nnewline", "ünïcödé", "\u202eevil", "\xff\xfe", "back`tick"} {
+		c := &x509.Certificate{}
+		c.Subject.CommonName = cn
+		c.Subject.Organization = []string{"org \"x\""}
+		want := fmt.Sprintf("%q", c.Subject.CommonName)
+		if cn == "" {
+			want = fmt.Sprintf("%q", c.Subject.String())
+		}
+		if got := certName(c); got != want {
+			t.Errorf("certName(%q) = %s; %%q gives %s", cn, got, want)
+		}
+	}
+}
