@@ -145,14 +145,17 @@ func (n *Node) Clone() *Node {
 // ("deviceID/keyIdentifier/hash"), or nil.
 func (n *Node) Find(path string) *Node {
 	cur := n
-	for _, part := range strings.Split(path, "/") {
-		if part == "" {
-			continue
+	// Walked segment by segment rather than split: decoders call Find on every message.
+	for rest := path; ; {
+		part, more, found := strings.Cut(rest, "/")
+		if part != "" {
+			if cur = cur.Child(part); cur == nil {
+				return nil
+			}
 		}
-		cur = cur.Child(part)
-		if cur == nil {
-			return nil
+		if !found {
+			return cur
 		}
+		rest = more
 	}
-	return cur
 }

@@ -658,10 +658,10 @@ func roapROMAC(m *Message, mac *Node, roID, encKeyID string) {
 	sv := mac.Child("SignatureValue")
 	if sv == nil {
 		m.Add(roapRuleROMAC.At(path()+"/SignatureValue", "mac has no ds:SignatureValue"))
-	} else if b, err := DecodeBase64(sv.TextContent()); err != nil || sv.TextContent() == "" {
+	} else if n, err := base64DecodedLen(sv.TextContent()); err != nil || sv.TextContent() == "" {
 		m.Add(RuleBase64.At(PathOf(sv), "SignatureValue is not base64: %s", b64Err(sv.TextContent(), err)))
-	} else if len(b) != sha1.Size {
-		m.Add(roapRuleROMAC.AtSev(SevWarning, PathOf(sv), "SignatureValue is %d bytes; HMAC-SHA1 gives 20", len(b)))
+	} else if n != sha1.Size {
+		m.Add(roapRuleROMAC.AtSev(SevWarning, PathOf(sv), "SignatureValue is %d bytes; HMAC-SHA1 gives 20", n))
 	}
 	if rm := mac.Find("KeyInfo/RetrievalMethod"); rm != nil && encKeyID != "" {
 		if u, _ := rm.Attr("URI"); u != "#"+encKeyID {

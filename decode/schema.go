@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
 	"fmt"
@@ -319,6 +320,15 @@ func DecodeBase64(s string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(s)
 }
 
+// base64DecodedLen is len(DecodeBase64(s)) with DecodeBase64's error, without keeping the bytes.
+func base64DecodedLen(s string) (int, error) {
+	if hasXMLSpace(s) {
+		b, err := DecodeBase64(s)
+		return len(b), err
+	}
+	return base64Len(s) // no white space: the same decoding DecodeBase64 does
+}
+
 // hasXMLSpace is strings.ContainsAny(s, " \t\r\n") with one vectorized byte search per
 // character: ContainsAny walks byte by byte, and certificates and OCSP responses are kilobytes.
 func hasXMLSpace(s string) bool {
@@ -497,6 +507,9 @@ func (d *state) chain(m *Message, n *Node) {
 		if err != nil {
 			m.Add(RuleCert.At(PathOf(c), "certificate does not parse: %v", err))
 			continue
+		}
+		if ch.Certs == nil { // sized once: chains are short, and growing them was two allocations each
+			ch.Certs, ch.DER = make([]*x509.Certificate, 0, len(certs)), make([][]byte, 0, len(certs))
 		}
 		ch.Certs = append(ch.Certs, cert)
 		ch.DER = append(ch.DER, der)

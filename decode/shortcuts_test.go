@@ -243,3 +243,37 @@ func TestCheckCharsMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// findReference is Node.Find as written before it stopped splitting the path.
+func findReference(n *Node, path string) *Node {
+	cur := n
+	for _, part := range strings.Split(path, "/") {
+		if part == "" {
+			continue
+		}
+		cur = cur.Child(part)
+		if cur == nil {
+			return nil
+		}
+	}
+	return cur
+}
+
+func TestFindMatchesReference(t *testing.T) {
+	doc := fxMustParse(t, `<r><a><b><c/></b><b/></a><x:a xmlns:x="u"><d/></x:a></r>`)
+	for _, p := range []string{"", "/", "a", "a/b", "a/b/c", "/a/b/c/", "a//b", "a/b/c/d", "d", "a/d", "b", "//", "a/", "/a"} {
+		if got, want := doc.Root.Find(p), findReference(doc.Root, p); got != want {
+			t.Errorf("Find(%q) = %p; the split version gives %p", p, got, want)
+		}
+	}
+}
+
+func TestBase64DecodedLenMatchesDecodeBase64(t *testing.T) {
+	for _, s := range []string{"", "QUJD", "QUJDRA==", "QUJDRA=", "QU JD", "QUJD\nRA==", "QUJD\r\nRA==", "Q\tUJD", "QUJD!", "QU\nJD!", "====", "QUJDRA==QUJD"} {
+		n, err := base64DecodedLen(s)
+		b, werr := DecodeBase64(s)
+		if n != len(b) || fmt.Sprint(err) != fmt.Sprint(werr) {
+			t.Errorf("base64DecodedLen(%q) = %d, %v; DecodeBase64 gives %d bytes, %v", s, n, err, len(b), werr)
+		}
+	}
+}
