@@ -63,6 +63,14 @@ type rsaSigInput struct {
 	who    string // "device", "RI"
 }
 
+// verifyPSS20OrStd is verifyPSS20, or crypto/rsa for the keys it declines.
+func verifyPSS20OrStd(pub *rsa.PublicKey, digest, sig []byte) error {
+	if err := verifyPSS20(pub, digest, sig); err != errPSSDeclined {
+		return err
+	}
+	return rsa.VerifyPSS(pub, crypto.SHA1, digest, sig, &rsa.PSSOptions{SaltLength: 20, Hash: crypto.SHA1})
+}
+
 // verifyRSASig checks a ROAP signature as roap-core §7.2 says: over the bytes as sent minus the
 // top-level signature element first, then over the re-canonicalized message (the sender
 // re-serialized: a warning); RSASSA-PSS with salt 20, then any salt, then PKCS#1 v1.5 (a
@@ -110,7 +118,7 @@ func verifyRSASig(in rsaSigInput) (tri, []decode.Finding) {
 		var fs []decode.Finding
 		matched := false
 		switch {
-		case rsa.VerifyPSS(pub, crypto.SHA1, digest, sig, &rsa.PSSOptions{SaltLength: 20, Hash: crypto.SHA1}) == nil:
+		case verifyPSS20OrStd(pub, digest, sig) == nil:
 			matched = true
 		case rsa.VerifyPSS(pub, crypto.SHA1, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: crypto.SHA1}) == nil:
 			matched = true
