@@ -137,6 +137,8 @@ type state struct {
 	lim       Limits
 	hint      Hint
 	depth     int // nesting level of embedded messages
+	// parsedClean says the tree came from ParseXML and no node in it has an unbound prefix.
+	parsedClean bool
 }
 
 // Decode decodes body. It never panics on input and never returns nil. The Message keeps and
@@ -208,6 +210,7 @@ func (dec *Decoder) decode(body []byte, h Hint, depth int) (m *Message) {
 		return m
 	}
 	m.Doc, m.Root = doc, doc.Root
+	d.parsedClean = !doc.unbound
 	dispatch(d, m, doc.Root)
 	if m.Family != FamilyUnknown && (doc.Prolog || doc.BOM || doc.Comments) {
 		var what []string
@@ -254,7 +257,9 @@ func dispatch(d *state, m *Message, root *Node) {
 			m.Add(RuleRootNS.At("/"+root.Local, "root element <%s> is in namespace %q; expected %s", root.QName(), root.Space, strings.Join(e.spaces, " or ")))
 		}
 	}
-	checkUnbound(m, root)
+	if !d.parsedClean { // the parser already knows whether there is anything to find
+		checkUnbound(m, root)
+	}
 	e.fn(d, m, root)
 }
 

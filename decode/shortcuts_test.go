@@ -277,3 +277,22 @@ func TestBase64DecodedLenMatchesDecodeBase64(t *testing.T) {
 		}
 	}
 }
+
+// The parser records whether any prefix was unbound, so the tree walk is skipped only when
+// there is nothing to find.
+func TestUnboundPrefixStillReported(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		want bool
+	}{
+		{`<roap:roRequest xmlns:roap="urn:oma:bac:dldrm:roap-1.0"><deviceID><keyIdentifier xsi:type="roap:X509SPKIHash"/></deviceID></roap:roRequest>`, true},
+		{`<roap:roRequest xmlns:roap="urn:oma:bac:dldrm:roap-1.0"><deviceID p:x="1"/></roap:roRequest>`, true},
+		{`<roap:roRequest xmlns:roap="urn:oma:bac:dldrm:roap-1.0"><deviceID/></roap:roRequest>`, false},
+		{`<x:roRequest><deviceID/></x:roRequest>`, true},
+	} {
+		m := Decode([]byte(c.body), Hint{})
+		if got := m.Has(RuleXSIUndeclared.ID); got != c.want || m.Doc.unbound != c.want {
+			t.Errorf("%s: DEC-XSI-UNDECLARED %v, parser flag %v; want %v", c.body, got, m.Doc.unbound, c.want)
+		}
+	}
+}

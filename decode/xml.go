@@ -215,6 +215,7 @@ type Document struct {
 	Prolog   bool // an XML declaration preceded the root
 	BOM      bool // a UTF-8 byte order mark preceded everything
 	Comments bool // comments were present (they are not part of canonical form)
+	unbound  bool // some node has UnboundPrefix (so decoders need not walk the tree to know)
 	Nodes    int
 }
 
@@ -749,6 +750,7 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 		n.Space = sp
 	} else {
 		n.UnboundPrefix = true
+		s.doc.unbound = true
 	}
 	for i := range attrs {
 		a := &attrs[i]
@@ -759,6 +761,7 @@ func (s *scanner) element(parent *Node, depth int) (*Node, error) {
 			a.Space = sp
 		} else {
 			n.UnboundPrefix = true
+			s.doc.unbound = true
 		}
 	}
 	if len(attrs) > 1 {
