@@ -12,10 +12,10 @@ import (
 // queue, a full budget or the pipeline's ticker wake the decoders too). The judge decodes
 // inline whatever no decoder has taken, so at low concurrency one goroutine does all the
 // analysis, woken once per exchange after the client has its response: a wake-up per step and
-// per goroutine was a thread wake-up on the forwarding path, five per exchange, and cost more
-// than forwarding itself (concurrency-1 throughput 0.35× direct, against 0.46× with one
-// wake-up, measured in one roapload run). Under load the decoders take the bodies in
-// parallel. Nothing is visible earlier anyway: a flow is stored at its last step.
+// per goroutine was a thread wake-up on the forwarding path, five per exchange, and at
+// concurrency 1 the scheduler's wake-ups and spinning cost more CPU than forwarding itself.
+// Under load the decoders take the bodies in parallel. Nothing is visible earlier anyway: a
+// flow is stored at its last step.
 
 // analysisQueue bounds the steps queued (three per exchange): well under a second of traffic at
 // the rates two cores can verify.
