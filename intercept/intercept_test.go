@@ -44,6 +44,20 @@ type revServer struct {
 
 func (r *revServer) Close() { r.rv.Close() }
 
+// Settle waits until no exchange is in flight, as the proxy's shutdown does before it closes
+// its pipeline: a client can hold its whole answer a moment before the exchange's last step is
+// queued.
+func (r *revServer) Settle(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.rv.busy() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("exchanges still in flight after 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // startReverse serves a reverse listener in front of target on a loopback port.
 func startReverse(t testing.TB, p *Pipeline, target *url.URL) *revServer {
 	t.Helper()
@@ -531,6 +545,7 @@ func TestAnalysisNeverHoldsUpForwarding(t *testing.T) {
 	}
 	// Released, the analyser catches up in wire order, and Close leaves nothing behind.
 	close(g.gate)
+	rev.Settle(t)
 	p.Close()
 	if got := store.Len(); got != n {
 		t.Fatalf("%d flows stored after Close, want %d", got, n)
@@ -589,6 +604,7 @@ func TestAnalysisBudgetHoldsForwardingBack(t *testing.T) {
 	if err := <-second; err != nil {
 		t.Fatal(err)
 	}
+	rev.Settle(t)
 	p.Close()
 	if store.Len() != 2 {
 		t.Fatalf("%d flows stored, want 2", store.Len())

@@ -150,6 +150,19 @@ func (s *Reverse) Close() error {
 	return nil
 }
 
+// busy returns how many client connections are inside an exchange.
+func (s *Reverse) busy() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for rc := range s.conns {
+		if !rc.idle.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *Reverse) stopListening() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
