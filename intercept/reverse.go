@@ -271,7 +271,7 @@ func (t *tagWriter) Write(b []byte) (int, error) {
 func (s *Reverse) exchange(rc *revConn, br *bufio.Reader, h *head, respBuf *[]byte) bool {
 	c := rc.c
 	if h.method == http.MethodConnect {
-		s.refuse(c, fmt.Errorf("%w", errMethodNotAllowed))
+		s.refuse(c, errMethodNotAllowed)
 		return false
 	}
 	fr, err := h.requestFraming()
