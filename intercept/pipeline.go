@@ -67,6 +67,9 @@ type Config struct {
 	// AnalysisBudget bounds the body bytes queued for analysis (default 32 MiB): beyond it,
 	// forwarding waits for the analyser.
 	AnalysisBudget int64
+	// AnalysisNice is the nice value (1 to 19) the judge's thread runs at, on Linux; 0 leaves
+	// it at the process's priority. See analysis.go.
+	AnalysisNice int
 }
 
 // Pipeline runs exchanges. It is safe for concurrent use.

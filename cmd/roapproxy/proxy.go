@@ -61,6 +61,7 @@ type proxyOptions struct {
 	UpstreamCA       string        `json:"upstreamCA"`
 	MaxFlows         int           `json:"maxFlows"`
 	MemoryLimit      int64         `json:"memoryLimit"`
+	AnalysisNice     int           `json:"analysisNice"`
 	configFile       string
 }
 
@@ -84,6 +85,7 @@ func (o *proxyOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.UpstreamCA, "upstream-ca", "", "PEM `file` of CAs trusted for upstream TLS (instead of the system roots)")
 	fs.IntVar(&o.MaxFlows, "max-flows", 20000, "flows kept in memory")
 	fs.Int64Var(&o.MemoryLimit, "memory-limit", 80<<20, "soft limit in `bytes` for the Go heap, so memory stays flat under sustained load (0: the runtime's defaults; GOMEMLIMIT in the environment wins)")
+	fs.IntVar(&o.AnalysisNice, "analysis-nice", 19, "CPU `nice` value (0 to 19) of the thread that verifies, on Linux, so forwarding and the peers on this machine come first; 0: the process's own priority")
 	fs.StringVar(&o.configFile, "config", "", "JSON config `file` with the same settings (flags given on the command line win)")
 }
 
@@ -137,6 +139,9 @@ type running struct {
 // startProxy binds every listener first (so a port in use fails at once, before anything
 // runs), then serves them until ctx is cancelled.
 func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) (*running, error) {
+	if o.AnalysisNice < 0 || o.AnalysisNice > 19 {
+		return nil, fmt.Errorf("--analysis-nice %d: want 0 to 19 (raising the priority is not the proxy's business)", o.AnalysisNice)
+	}
 	r := &running{Reverse: map[string]string{}, errs: make(chan error, 8)}
 	// The capture store and the caches are bounded well below this; the limit makes the
 	// collector work harder as the heap nears it instead of letting a busy proxy double its
@@ -175,7 +180,7 @@ func startProxy(ctx context.Context, o *proxyOptions, stdout, stderr io.Writer) 
 		r.Judge = j
 	}
 	r.Pipeline = intercept.NewPipeline(intercept.Config{
-		Store: r.Store, Judge: judge, MaxBody: o.MaxBody, Timeout: o.Timeout,
+		Store: r.Store, Judge: judge, MaxBody: o.MaxBody, Timeout: o.Timeout, AnalysisNice: o.AnalysisNice,
 		Decoder:   decode.NewDecoder(decode.DefaultLimits),
 		Transport: intercept.NewTransport(intercept.TransportOptions{TLS: tlsOpts}),
 	})

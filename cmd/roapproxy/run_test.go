@@ -134,6 +134,11 @@ func TestRunRejectsBadReverseAndPortInUse(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut.String(), "ADDR=URL") {
 		t.Fatalf("bad --reverse: exit %d %q", code, errOut.String())
 	}
+	errOut.Reset()
+	code = dispatch(context.Background(), []string{"run", "--listen", "", "--ui", "", "--analysis-nice", "-5"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "--analysis-nice -5: want 0 to 19") {
+		t.Fatalf("negative --analysis-nice: exit %d %q", code, errOut.String())
+	}
 	_, errOut2, _ := startCommand(t, "run", []string{"--listen", "127.0.0.1:0", "--ui", "", "--no-intercept"}, regexp.MustCompile(`proxy +http://\S+`))
 	addr := strings.TrimPrefix(regexp.MustCompile(`proxy +(http://\S+)`).FindStringSubmatch(errOut2.String())[1], "http://")
 	errOut.Reset()
