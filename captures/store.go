@@ -2,6 +2,7 @@ package captures
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/roapproxy/roapproxy/decode"
 )
@@ -17,10 +18,12 @@ type Store struct {
 	count    int
 	bytes    int64
 	byID     map[uint64]*Flow
-	nextID   uint64
-	bus      *Bus
-	sums     map[uint64]*Summary
-	rec      *Recorder
+	// nextID is atomic, not under mu: the proxy reserves an ID on the forwarding path, and that
+	// must not wait for a store busy adding a flow (on a thread of lower priority, even).
+	nextID atomic.Uint64
+	bus    *Bus
+	sums   map[uint64]*Summary
+	rec    *Recorder
 }
 
 // StoreOptions bound the store.
@@ -53,12 +56,7 @@ func (s *Store) SetRecorder(r *Recorder) {
 
 // NextID reserves a flow ID. The proxy takes one when an exchange starts, so the request and
 // response halves can be correlated before the flow is complete and stored.
-func (s *Store) NextID() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nextID++
-	return s.nextID
-}
+func (s *Store) NextID() uint64 { return s.nextID.Add(1) }
 
 // Add stores f (assigning its ID unless it already has one from NextID), lightens its messages and publishes it.
 func (s *Store) Add(f *Flow) uint64 {
@@ -66,8 +64,7 @@ func (s *Store) Add(f *Flow) uint64 {
 	Lighten(f.Response.Message)
 	s.mu.Lock()
 	if f.ID == 0 {
-		s.nextID++
-		f.ID = s.nextID
+		f.ID = s.nextID.Add(1)
 	}
 	for s.count > 0 && (s.count >= s.maxFlows || s.bytes+footprint(f) > s.maxBytes) {
 		s.evictLocked()
