@@ -21,8 +21,8 @@ import (
 // The judge can run at a lower CPU priority (Config.AnalysisNice): when the proxy shares a
 // machine with its peers, as in a test lab or on a developer's laptop, the exchange in flight
 // and the processes it waits for then get the CPU before the analysis of exchanges already
-// answered. On the 2-core test machine this took concurrency-1 throughput from 0.42× to 0.55×
-// direct (means of 11 interleaved pairs of roapload runs: 9 in its favour, one even, one
+// answered. On the 2-core test machine this took concurrency-1 throughput from 0.40× to 0.52×
+// direct (means of 15 interleaved pairs of roapload runs: 13 in its favour, one even, one
 // against), with no change at concurrency 32. If other work keeps the machine busy, analysis
 // falls behind, and past its budget forwarding waits for it: 0 turns this off.
 
