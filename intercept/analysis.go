@@ -71,9 +71,15 @@ func (q *jobQueue) pop() (j *job, left int, ok bool) {
 			q.jobs[q.head] = nil
 			q.head++
 			left = len(q.jobs) - q.head
-			if left == 0 {
+			switch {
+			case left == 0:
 				// Reuse the backing array instead of letting it creep forward.
 				q.jobs, q.head = q.jobs[:0], 0
+			case q.head >= 1024 && q.head >= left:
+				// A queue that never drains would otherwise keep every slot it ever used.
+				n := copy(q.jobs, q.jobs[q.head:])
+				clear(q.jobs[n:])
+				q.jobs, q.head = q.jobs[:n], 0
 			}
 			q.mu.Unlock()
 			return j, left, true

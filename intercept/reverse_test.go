@@ -610,3 +610,19 @@ func TestCurlThroughReverseListener(t *testing.T) {
 		t.Fatalf("the chunked upload was not captured dechunked and decoded: %q", f.Request.Body)
 	}
 }
+
+func TestAJobQueueThatNeverDrainsStaysSmall(t *testing.T) {
+	q := newJobQueue()
+	for range 10 {
+		q.push(&job{})
+	}
+	for i := range 100_000 {
+		q.push(&job{})
+		if _, left, ok := q.pop(); !ok || left != 10 {
+			t.Fatalf("step %d: %d left, want 10", i, left)
+		}
+	}
+	if c := cap(q.jobs); c > 4096 {
+		t.Fatalf("backing array holds %d slots for a queue of 10", c)
+	}
+}
