@@ -252,13 +252,19 @@ func (s *Reverse) refuse(c net.Conn, err error) {
 var errMethodNotAllowed = errors.New("a reverse listener does not tunnel: CONNECT is for the forward proxy")
 
 // tagWriter remembers the first error of the writer it wraps, so a failed stream can be blamed
-// on the side that failed.
+// on the side that failed. A body streamed through it may take longer than any one timeout
+// allows: before each write it calls idle, which pushes the client's deadline on, so that a
+// timeout bounds a stalled client rather than a long body.
 type tagWriter struct {
-	w   io.Writer
-	err error
+	w    io.Writer
+	idle func()
+	err  error
 }
 
 func (t *tagWriter) Write(b []byte) (int, error) {
+	if t.idle != nil {
+		t.idle()
+	}
 	n, err := t.w.Write(b)
 	if err != nil && t.err == nil {
 		t.err = err
@@ -312,7 +318,7 @@ func (s *Reverse) exchange(rc *revConn, br *bufio.Reader, h *head, respBuf *[]by
 			return nil, err
 		}
 		setDeadline(up.c, deadline)
-		upw = &tagWriter{w: up.c}
+		upw = &tagWriter{w: up.c, idle: func() { _ = c.SetReadDeadline(time.Now().Add(s.o.ClientTimeout)) }}
 		bufs := net.Buffers{out, wire}
 		if _, err := bufs.WriteTo(upw); err != nil {
 			return nil, err
@@ -412,7 +418,7 @@ func (s *Reverse) exchange(rc *revConn, br *bufio.Reader, h *head, respBuf *[]by
 	outResp := responseHead(rh, h, keepClient)
 
 	// The response body, buffered or streamed like the request's.
-	cw := &tagWriter{w: c}
+	cw := &tagWriter{w: c, idle: func() { _ = c.SetWriteDeadline(time.Now().Add(s.o.ClientTimeout)) }}
 	spillResp := func(wire []byte) (io.Writer, error) {
 		_ = c.SetWriteDeadline(time.Now().Add(s.o.ClientTimeout))
 		bufs := net.Buffers{outResp, wire}

@@ -626,3 +626,47 @@ func TestAJobQueueThatNeverDrainsStaysSmall(t *testing.T) {
 		t.Fatalf("backing array holds %d slots for a queue of 10", c)
 	}
 }
+
+func TestReverseStreamsBodiesLongerThanTheClientTimeout(t *testing.T) {
+	// A body above the capture limit may take longer to pass than the client timeout: the
+	// timeout is for a client that stalls, not for a long body.
+	chunk := strings.Repeat("z", 1024)
+	up := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		_, body, err := readRawRequest(br)
+		if err != nil || len(body) != 8*1024 {
+			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8192\r\n\r\n")
+		for range 8 {
+			time.Sleep(60 * time.Millisecond)
+			io.WriteString(c, chunk)
+		}
+	})
+	store := captures.NewStore(captures.StoreOptions{}, captures.NewBus(64))
+	p := NewPipeline(Config{Store: store, MaxBody: 1024})
+	t.Cleanup(p.Close)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv := NewReverse(p, up, ReverseOptions{ClientTimeout: 200 * time.Millisecond})
+	go rv.Serve(l)
+	t.Cleanup(func() { rv.Close() })
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The upload trickles too: eight 1 KiB pieces, 60 ms apart.
+	io.WriteString(c, "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 8192\r\nConnection: close\r\n\r\n")
+	for range 8 {
+		time.Sleep(60 * time.Millisecond)
+		io.WriteString(c, chunk)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := readUntilClose(t, bufio.NewReader(c))
+	if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\n"+strings.Repeat(chunk, 8)) {
+		t.Fatalf("the streamed exchange was cut short: %d bytes, %.60q", len(got), got)
+	}
+}
