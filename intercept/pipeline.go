@@ -80,15 +80,14 @@ type Pipeline struct {
 
 	// The analyser (analysis.go): decoders take toDecode in any order, the judge takes ordered
 	// in order. submitMu keeps the two queues in the order of submits.
-	submitMu  sync.Mutex
-	closed    bool // guarded by submitMu
-	toDecode  jobQueue
-	ordered   jobQueue
-	slots     chan struct{} // one per queued step: bounds the queues' length
-	decodersN int
-	decoders  sync.WaitGroup
-	stopped   chan struct{}
-	budget    *byteBudget
+	submitMu sync.Mutex
+	closed   bool // guarded by submitMu
+	toDecode jobQueue
+	ordered  jobQueue
+	slots    chan struct{} // one per queued step: bounds the queues' length
+	decoders sync.WaitGroup
+	stopped  chan struct{}
+	budget   *byteBudget
 	// pending counts the steps queued and not yet applied; judgedAt is when the last applied
 	// one passed the proxy (Unix nanoseconds).
 	pending  atomic.Int64
@@ -156,9 +155,9 @@ func NewPipeline(cfg Config) *Pipeline {
 	p := &Pipeline{cfg: cfg, stop: make(chan struct{}), stopped: make(chan struct{}),
 		budget: newByteBudget(cfg.AnalysisBudget), slots: make(chan struct{}, analysisQueue),
 		toDecode: newJobQueue(), ordered: newJobQueue(), hostLegs: map[string]captures.Leg{}}
-	p.decodersN = runtime.GOMAXPROCS(0)
-	p.decoders.Add(p.decodersN)
-	for range p.decodersN {
+	n := runtime.GOMAXPROCS(0)
+	p.decoders.Add(n)
+	for range n {
 		go p.decoder()
 	}
 	go p.judge()
