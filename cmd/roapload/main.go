@@ -27,6 +27,9 @@ func main() {
 	if os.Getenv(nullProxyEnv) != "" {
 		os.Exit(runNullProxy())
 	}
+	if os.Getenv(relayEnv) != "" {
+		os.Exit(runRelay())
+	}
 	if os.Getenv(upstreamEnv) != "" {
 		os.Exit(runUpstreamProcess())
 	}
@@ -56,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Variants, "variants", 256, "distinct signed exchanges (each with its own nonce) cycled through")
 	fs.IntVar(&cfg.Bits, "bits", 2048, "RSA key size of the test PKI")
 	fs.IntVar(&cfg.Flows, "flows", 0, "RSS check: send this many requests through the verifying proxy at concurrency 32 (e.g. 100000; 0 skips)")
+	fs.BoolVar(&cfg.Relay, "relay", true, "also measure a process that relays TCP through a buffer without parsing it: the least any process that reads the traffic pays")
 	fs.BoolVar(&cfg.NullProxy, "null-proxy", true, "also measure a plain net/http/httputil reverse proxy process: the floor any proxy pays for the extra hop")
 	fs.BoolVar(&cfg.Probe, "probe", true, "first check that the verifying proxy flags a corrupted signature, and report it")
 	fs.BoolVar(&cfg.UITab, "ui-tab", false, "also measure a fixed request rate with and without a headless Chromium tab on the web UI")
@@ -165,11 +169,15 @@ func renderMarkdown(r *Report, args []string) string {
 		fmt.Fprintf(&b, "Verification: %s. Findings on a valid exchange: %s; on the corrupted one: %s.\n\n",
 			r.Probe.Note, listOrNone(r.Probe.ValidFindings), listOrNone(r.Probe.CorruptFlagged))
 	}
-	fmt.Fprintf(&b, "| path | conc. | requests | req/s | p50 | p99 | proxy CPU/req | proxy RSS | errors |\n")
-	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| path | conc. | requests | req/s | p50 | p99 | proxy CPU/req | proxy I/O calls/req | proxy RSS | errors |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	row := func(c Cell) {
-		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %d |\n", c.Path, loadLabel(c), c.Requests, c.RPS,
-			fmtUs(c.P50us), fmtUs(c.P99us), cpuStr(c), rssStr(c), c.Errors)
+		calls := "–"
+		if c.IOCallsPerRq > 0 {
+			calls = fmt.Sprintf("%.1f", c.IOCallsPerRq)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %d |\n", c.Path, loadLabel(c), c.Requests, c.RPS,
+			fmtUs(c.P50us), fmtUs(c.P99us), cpuStr(c), calls, rssStr(c), c.Errors)
 	}
 	for _, c := range r.Cells {
 		row(c)
@@ -190,7 +198,26 @@ func renderMarkdown(r *Report, args []string) string {
 		if r.NullRatioC1 > 0 {
 			fmt.Fprintf(&b, ", httputil floor %.2f×", r.NullRatioC1)
 		}
+		if r.RelayRatioC1 > 0 {
+			fmt.Fprintf(&b, ", TCP relay floor %.2f×", r.RelayRatioC1)
+		}
 		fmt.Fprintf(&b, "; p50 verifying %.2f×.\n", r.P50RatioC1)
+	}
+	if r.VerifyCPURelay > 0 {
+		fmt.Fprintf(&b, "\nProxy CPU per request at concurrency %d against the TCP relay: verifying %.2f×", r.FloorConc, r.VerifyCPURelay)
+		if r.NoVerifyCPURelay > 0 {
+			fmt.Fprintf(&b, ", --no-verify %.2f×", r.NoVerifyCPURelay)
+		}
+		if r.NullCPURelay > 0 {
+			fmt.Fprintf(&b, ", httputil %.2f×", r.NullCPURelay)
+		}
+		b.WriteString(".")
+		if r.VerifyCPUNull > 0 {
+			fmt.Fprintf(&b, " Verifying against httputil: %.2f×.", r.VerifyCPUNull)
+		}
+		b.WriteString("\n")
+	} else if r.VerifyCPUNull > 0 {
+		fmt.Fprintf(&b, "\nProxy CPU per request at concurrency %d, verifying against httputil: %.2f×.\n", r.FloorConc, r.VerifyCPUNull)
 	}
 	if u := r.UI; u != nil {
 		if u.Skipped != "" {

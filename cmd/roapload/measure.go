@@ -21,6 +21,7 @@ import (
 // Paths measured.
 const (
 	pathDirect   = "direct"
+	pathRelay    = "TCP relay (floor)"
 	pathNull     = "httputil proxy (floor)"
 	pathNoVerify = "proxy --no-verify"
 	pathVerify   = "proxy, verifying"
@@ -39,6 +40,7 @@ type Config struct {
 	FlowsConc   int
 	Probe       bool // check that the verifying proxy flags a corrupted signature
 	NullProxy   bool // also measure a plain httputil reverse proxy process
+	Relay       bool // also measure a process that relays TCP without parsing it
 	UITab       bool
 	UIDuration  time.Duration
 	UIRate      float64
@@ -68,6 +70,9 @@ type Cell struct {
 	RSSMB       float64 `json:"proxyRssMB,omitempty"`
 	PeakRSSMB   float64 `json:"proxyPeakRssMB,omitempty"`
 	WriteBPerRq float64 `json:"proxyWriteBytesPerRequest,omitempty"`
+	// IOCallsPerRq counts the proxy's read and write system calls per request: where a proxy's
+	// CPU goes on a machine whose system calls are dear.
+	IOCallsPerRq float64 `json:"proxyIOCallsPerRequest,omitempty"`
 }
 
 // Probe says whether the verifying proxy really verified.
@@ -131,12 +136,19 @@ type Report struct {
 	Flows           *Cell     `json:"flows,omitempty"`
 	UI              *UIResult `json:"ui,omitempty"`
 	// Ratios against the direct baseline at concurrency 1 of the same run.
-	ThroughputRatioC1 float64  `json:"throughputRatioC1,omitempty"`
-	P50RatioC1        float64  `json:"p50RatioC1,omitempty"`
-	NoVerifyRatioC1   float64  `json:"noVerifyThroughputRatioC1,omitempty"`
-	NullRatioC1       float64  `json:"nullProxyThroughputRatioC1,omitempty"`
-	Targets           []Target `json:"targets"`
-	Elapsed           float64  `json:"elapsedSeconds"`
+	ThroughputRatioC1 float64 `json:"throughputRatioC1,omitempty"`
+	P50RatioC1        float64 `json:"p50RatioC1,omitempty"`
+	NoVerifyRatioC1   float64 `json:"noVerifyThroughputRatioC1,omitempty"`
+	NullRatioC1       float64 `json:"nullProxyThroughputRatioC1,omitempty"`
+	RelayRatioC1      float64 `json:"relayThroughputRatioC1,omitempty"`
+	// CPU per request at the highest concurrency, against the floors of the same run.
+	FloorConc        int      `json:"floorConcurrency,omitempty"`
+	VerifyCPURelay   float64  `json:"verifyCPUOverRelay,omitempty"`
+	NoVerifyCPURelay float64  `json:"noVerifyCPUOverRelay,omitempty"`
+	NullCPURelay     float64  `json:"nullCPUOverRelay,omitempty"`
+	VerifyCPUNull    float64  `json:"verifyCPUOverNull,omitempty"`
+	Targets          []Target `json:"targets"`
+	Elapsed          float64  `json:"elapsedSeconds"`
 }
 
 func (c *Config) logf(format string, args ...any) {
@@ -242,6 +254,11 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		cfg  proxyConfig
 	}
 	var runs []proxied
+	if cfg.Relay {
+		relay := pc(false, false)
+		relay.Relay = true
+		runs = append(runs, proxied{pathRelay, relay})
+	}
 	if cfg.NullProxy {
 		null := pc(false, false)
 		null.Null = true
@@ -250,7 +267,7 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	runs = append(runs, proxied{pathNoVerify, pc(false, false)}, proxied{pathVerify, pc(true, false)})
 	for _, run := range runs {
 		name := run.name
-		if cfg.ProfileDir != "" && !run.cfg.Null {
+		if cfg.ProfileDir != "" && !run.cfg.Null && !run.cfg.Relay {
 			slug := strings.NewReplacer(" ", "-", "`", "", ",", "").Replace(name)
 			run.cfg.Extra = append(run.cfg.Extra, "--cpuprofile", filepath.Join(cfg.ProfileDir, slug+".pprof"),
 				"--memprofile", filepath.Join(cfg.ProfileDir, slug+".mem.pprof"))
@@ -363,6 +380,9 @@ func (m cellMeasurer) sampled(ctx context.Context, path string, proc *proxyProc,
 		cell.CPUTicks = after.CPUTicks - before.CPUTicks
 		if r.Requests > 0 {
 			cell.CPUus = float64(cell.CPUTicks) / float64(m.ticks) * 1e6 / float64(r.Requests)
+			if after.IOCalls > 0 {
+				cell.IOCallsPerRq = float64(after.IOCalls-before.IOCalls) / float64(r.Requests)
+			}
 			if after.WriteB > 0 {
 				cell.WriteBPerRq = float64(after.WriteB-before.WriteB) / float64(r.Requests)
 			}
@@ -499,6 +519,33 @@ func cpuModel() string {
 	return "unknown"
 }
 
+// floorRatios sets the CPU ratios against the floors at the highest concurrency every proxied
+// path was measured at, where per-request cost is best amortized.
+func (r *Report) floorRatios(find func(string, int) *Cell) {
+	top := 0
+	for _, c := range r.Cells {
+		top = max(top, c.Concurrency)
+	}
+	relay, null := find(pathRelay, top), find(pathNull, top)
+	verify, noverify := find(pathVerify, top), find(pathNoVerify, top)
+	if verify == nil {
+		return
+	}
+	r.FloorConc = top
+	if relay != nil {
+		r.VerifyCPURelay = ratio(verify.CPUus, relay.CPUus)
+		if noverify != nil {
+			r.NoVerifyCPURelay = ratio(noverify.CPUus, relay.CPUus)
+		}
+		if null != nil {
+			r.NullCPURelay = ratio(null.CPUus, relay.CPUus)
+		}
+	}
+	if null != nil {
+		r.VerifyCPUNull = ratio(verify.CPUus, null.CPUus)
+	}
+}
+
 // summarize computes the ratios and checks the targets.
 func (r *Report) summarize() {
 	find := func(path string, conc int) *Cell {
@@ -522,6 +569,10 @@ func (r *Report) summarize() {
 	if direct != nil && null != nil {
 		r.NullRatioC1 = ratio(null.RPS, direct.RPS)
 	}
+	if relay := find(pathRelay, 1); direct != nil && relay != nil {
+		r.RelayRatioC1 = ratio(relay.RPS, direct.RPS)
+	}
+	r.floorRatios(find)
 	// CPU per request: the best-amortized cell (highest concurrency) is the proxy's steady
 	// cost; the concurrency-1 cell also carries idle wake-ups per request.
 	var cpuCell *Cell

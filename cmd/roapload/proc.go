@@ -15,6 +15,7 @@ type procSample struct {
 	RSSKB    uint64 // VmRSS
 	HWMKB    uint64 // VmHWM: the peak resident set so far
 	WriteB   uint64 // wchar: bytes passed to write-like system calls (sockets included); 0 if unreadable
+	IOCalls  uint64 // syscr + syscw: read-like and write-like system calls; 0 if unreadable
 }
 
 // parseStatCPU returns utime + stime from the text of /proc/<pid>/stat. The second field (the
@@ -92,6 +93,11 @@ func sampleProc(pid int) (procSample, error) {
 	// io needs ptrace-read access, which some sandboxes deny even for a child: optional.
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
 		s.WriteB, _ = parseIOField(string(b), "wchar")
+		r, rerr := parseIOField(string(b), "syscr")
+		w, werr := parseIOField(string(b), "syscw")
+		if rerr == nil && werr == nil {
+			s.IOCalls = r + w
+		}
 	}
 	return s, nil
 }

@@ -96,7 +96,11 @@ type proxyConfig struct {
 	UI       bool   // listen for the web UI on a loopback port
 	// Null runs this program as a plain net/http/httputil reverse proxy instead of roapproxy:
 	// the cost of a proxy process and its extra hop with no capture, decoding or verification.
-	Null    bool
+	Null bool
+	// Relay runs this program as a TCP relay that copies bytes both ways without parsing them:
+	// the least any process that must see the traffic can cost (two sockets, a read and a
+	// write per segment each way).
+	Relay   bool
 	WorkDir string   // --config-dir, so the run never touches the user's folder
 	Extra   []string // more flags for roapproxy run (--proxy-flag)
 }
@@ -128,13 +132,17 @@ func startProxy(pc proxyConfig) (*proxyProc, error) {
 	if ui != "" {
 		p.UI = "http://" + ui + "/"
 	}
-	if pc.Null {
+	if pc.Null || pc.Relay {
 		self, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
 		p.cmd = exec.Command(self)
-		p.cmd.Env = append(os.Environ(), nullProxyEnv+"=1", nullListenEnv+"="+reverse, nullUpstreamEnv+"="+pc.Upstream)
+		mode := nullProxyEnv + "=1"
+		if pc.Relay {
+			mode = relayEnv + "=1"
+		}
+		p.cmd.Env = append(os.Environ(), mode, nullListenEnv+"="+reverse, nullUpstreamEnv+"="+pc.Upstream)
 	} else {
 		p.cmd = exec.Command(pc.Bin, pc.args(reverse, ui)...)
 		p.cmd.Env = os.Environ()
@@ -212,6 +220,7 @@ const (
 	nullProxyEnv    = "ROAPLOAD_NULL_PROXY"
 	nullListenEnv   = "ROAPLOAD_NULL_LISTEN"
 	nullUpstreamEnv = "ROAPLOAD_NULL_UPSTREAM"
+	relayEnv        = "ROAPLOAD_RELAY"
 )
 
 // runNullProxy serves a reverse proxy with net/http/httputil until SIGTERM, configured like
@@ -254,4 +263,66 @@ func runNullProxy() int {
 		return 1
 	}
 	return 0
+}
+
+// runRelay relays each accepted connection to its own upstream connection, copying bytes
+// through a user-space buffer in both directions until SIGTERM. It knows nothing of HTTP, so
+// it holds no pool: the load tool's clients keep their connections alive, which makes one
+// upstream connection per client connection the same reuse a pool would give.
+func runRelay() int {
+	target, err := url.Parse(os.Getenv(nullUpstreamEnv))
+	if err != nil || target.Host == "" {
+		fmt.Fprintf(os.Stderr, "relay: bad upstream %q\n", os.Getenv(nullUpstreamEnv))
+		return 2
+	}
+	l, err := net.Listen("tcp", os.Getenv(nullListenEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "relay: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() { <-ctx.Done(); l.Close() }()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0
+			}
+			fmt.Fprintf(os.Stderr, "relay: %v\n", err)
+			return 1
+		}
+		go relayConn(c.(*net.TCPConn), target.Host)
+	}
+}
+
+func relayConn(c *net.TCPConn, upstream string) {
+	defer c.Close()
+	u, err := net.Dial("tcp", upstream)
+	if err != nil {
+		return
+	}
+	defer u.Close()
+	done := make(chan struct{})
+	go func() { copyPlain(u, c); u.(*net.TCPConn).CloseWrite(); close(done) }()
+	copyPlain(c, u)
+	c.CloseWrite()
+	<-done
+}
+
+// copyPlain copies with read and write on a buffer. io.Copy would splice(2) between the two
+// sockets and never bring the bytes into the process, which a proxy that reads them cannot do.
+func copyPlain(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

@@ -18,6 +18,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(nullProxyEnv) != "" {
 		os.Exit(runNullProxy())
 	}
+	if os.Getenv(relayEnv) != "" {
+		os.Exit(runRelay())
+	}
 	if os.Getenv(upstreamEnv) != "" {
 		os.Exit(runUpstreamProcess())
 	}
@@ -236,13 +239,13 @@ func TestMeasureEndToEnd(t *testing.T) {
 	}
 	var log bytes.Buffer
 	rep, err := Measure(context.Background(), Config{
-		Concurrency: []int{4}, Requests: 200, Variants: 16, Bits: 2048, Probe: true, NullProxy: true, Log: &log,
+		Concurrency: []int{4}, Requests: 200, Variants: 16, Bits: 2048, Probe: true, NullProxy: true, Relay: true, Log: &log,
 	})
 	if err != nil {
 		t.Fatalf("Measure: %v\n%s", err, log.String())
 	}
-	if len(rep.Cells) != 4 {
-		t.Fatalf("%d cells, want 4", len(rep.Cells))
+	if len(rep.Cells) != 5 {
+		t.Fatalf("%d cells, want 5", len(rep.Cells))
 	}
 	paths := map[string]bool{}
 	for _, c := range rep.Cells {
@@ -259,8 +262,13 @@ func TestMeasureEndToEnd(t *testing.T) {
 		if c.Proxied && (c.CPUus <= 0 || c.RSSMB <= 1 || c.PeakRSSMB < c.RSSMB) {
 			t.Errorf("%s: proxy counters %+v", c.Path, c)
 		}
+		// A proxy reads each request and writes it on at least once: under two I/O calls per
+		// request means the counters were misread (where /proc/<pid>/io is readable at all).
+		if _, err := os.ReadFile("/proc/self/io"); err == nil && c.Proxied && c.IOCallsPerRq < 2 {
+			t.Errorf("%s: %.2f I/O calls per request", c.Path, c.IOCallsPerRq)
+		}
 	}
-	for _, p := range []string{pathDirect, pathNull, pathNoVerify, pathVerify} {
+	for _, p := range []string{pathDirect, pathRelay, pathNull, pathNoVerify, pathVerify} {
 		if !paths[p] {
 			t.Errorf("no %q cell", p)
 		}
@@ -278,8 +286,15 @@ func TestMeasureEndToEnd(t *testing.T) {
 	if rep.ThroughputRatioC1 != 0 {
 		t.Errorf("throughput ratio %v without a concurrency-1 cell", rep.ThroughputRatioC1)
 	}
+	// The relay parses nothing, so the verifying proxy must cost more CPU than it; a ratio of
+	// zero would mean a floor cell went missing.
+	if rep.FloorConc != 4 || rep.VerifyCPURelay <= 1 || rep.VerifyCPUNull <= 0 || rep.NoVerifyCPURelay <= 0 {
+		t.Errorf("floor ratios: conc %d, verify/relay %.2f, verify/httputil %.2f, no-verify/relay %.2f",
+			rep.FloorConc, rep.VerifyCPURelay, rep.VerifyCPUNull, rep.NoVerifyCPURelay)
+	}
 	md := renderMarkdown(rep, []string{"--requests", "200"})
-	for _, want := range []string{"| path | conc. |", "| direct | 4 | 200 |", "proxy CPU per request", "request errors in all cells | 0 | 0 | yes"} {
+	for _, want := range []string{"| path | conc. |", "| direct | 4 | 200 |", "proxy I/O calls/req", "proxy CPU per request", "request errors in all cells | 0 | 0 | yes",
+		"| TCP relay (floor) | 4 | 200 |", "against the TCP relay: verifying "} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
