@@ -65,33 +65,41 @@ func (q *jobQueue) kick() {
 // is closed and empty. left is how many jobs remain behind it.
 func (q *jobQueue) pop() (j *job, left int, ok bool) {
 	for {
-		q.mu.Lock()
-		if q.head < len(q.jobs) {
-			j = q.jobs[q.head]
-			q.jobs[q.head] = nil
-			q.head++
-			left = len(q.jobs) - q.head
-			switch {
-			case left == 0:
-				// Reuse the backing array instead of letting it creep forward.
-				q.jobs, q.head = q.jobs[:0], 0
-			case q.head >= 1024 && q.head >= left:
-				// A queue that never drains would otherwise keep every slot it ever used.
-				n := copy(q.jobs, q.jobs[q.head:])
-				clear(q.jobs[n:])
-				q.jobs, q.head = q.jobs[:n], 0
-			}
-			q.mu.Unlock()
+		j, left, closed := q.tryPop()
+		if j != nil {
 			return j, left, true
 		}
-		closed := q.closed
-		q.mu.Unlock()
 		if closed {
 			q.kick() // the next consumer asleep must see it too
 			return nil, 0, false
 		}
 		<-q.wake
 	}
+}
+
+// tryPop returns the next job, or nil at once when there is none; closed then says whether
+// none will ever come.
+func (q *jobQueue) tryPop() (j *job, left int, closed bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head >= len(q.jobs) {
+		return nil, 0, q.closed
+	}
+	j = q.jobs[q.head]
+	q.jobs[q.head] = nil
+	q.head++
+	left = len(q.jobs) - q.head
+	switch {
+	case left == 0:
+		// Reuse the backing array instead of letting it creep forward.
+		q.jobs, q.head = q.jobs[:0], 0
+	case q.head >= 1024 && q.head >= left:
+		// A queue that never drains would otherwise keep every slot it ever used.
+		n := copy(q.jobs, q.jobs[q.head:])
+		clear(q.jobs[n:])
+		q.jobs, q.head = q.jobs[:n], 0
+	}
+	return j, left, false
 }
 
 func (q *jobQueue) close() {
@@ -116,10 +124,10 @@ func (p *Pipeline) submit(j *job, wake bool) {
 	select {
 	case p.slots <- struct{}{}:
 	default:
-		p.kick()
+		p.behind()
 		p.slots <- struct{}{}
 	}
-	j.held = p.budget.acquire(j.held, p.kick)
+	j.held = p.budget.acquire(j.held, p.behind)
 	p.submitMu.Lock()
 	if p.closed {
 		p.submitMu.Unlock()
@@ -140,10 +148,47 @@ func (p *Pipeline) submit(j *job, wake bool) {
 	n := p.ordered.push(j)
 	p.submitMu.Unlock()
 	switch {
+	case n >= takeOverAt:
+		p.behind()
 	case n >= kickAt:
 		p.kick()
 	case wake:
 		p.ordered.kick()
+	}
+}
+
+// takeOverAt is the queue length at which a judge on a lower CPU priority counts as starved:
+// about a quarter of a second of traffic at the rates two cores verify.
+const takeOverAt = analysisQueue / 4
+
+// behind wakes the analyser and, when the judge runs at a lower priority, has a goroutine at
+// the process's own priority take the judging over until the queue is short again. A niced
+// thread gets a few percent of a CPU that other work keeps busy; without this, forwarding
+// would then wait for it at the queue's bounds and crawl at whatever rate it got.
+func (p *Pipeline) behind() {
+	p.kick()
+	if p.cfg.AnalysisNice > 0 && p.takingOver.CompareAndSwap(false, true) {
+		go p.takeOver()
+	}
+}
+
+// takeOver judges at normal priority until the queue is empty. It waits for the judge to finish
+// the job it is on (the order of record must hold), so a judge the scheduler preempted mid-job
+// still delays it once, by one scheduling period; after that it holds the judging until the
+// queue is empty.
+func (p *Pipeline) takeOver() {
+	defer p.takingOver.Store(false)
+	p.judging.Lock()
+	defer p.judging.Unlock()
+	for {
+		j, left, _ := p.ordered.tryPop()
+		if j == nil {
+			return
+		}
+		p.judgeOne(j)
+		if left == 0 {
+			return
+		}
 	}
 }
 
@@ -262,26 +307,44 @@ func (p *Pipeline) judge() {
 		lowerThreadPriority(p.cfg.AnalysisNice)
 	}
 	for {
-		j, _, ok := p.ordered.pop()
-		if !ok {
+		if p.cfg.judgeGate != nil {
+			<-p.cfg.judgeGate
+		}
+		p.judging.Lock()
+		j, _, closed := p.ordered.tryPop()
+		if j != nil {
+			p.judgeOne(j)
+		}
+		p.judging.Unlock()
+		switch {
+		case j != nil:
+		case closed:
 			// Decoders may still be finishing jobs the judge no longer waits for.
 			p.decoders.Wait()
 			return
+		default:
+			<-p.ordered.wake
 		}
-		if j.ready != nil {
-			if j.claimed.CompareAndSwap(false, true) {
-				p.decode(j)
-				close(j.ready)
-			} else {
-				<-j.ready
-			}
-		}
-		p.apply(j)
-		<-p.slots
-		p.budget.release(j.held)
-		if at := j.passed(); !at.IsZero() {
-			p.judgedAt.Store(at.UnixNano())
-		}
-		p.pending.Add(-1)
 	}
+}
+
+// judgeOne decodes j if no decoder has taken it, applies it and frees its place in the queues.
+// The caller holds p.judging.
+func (p *Pipeline) judgeOne(j *job) {
+	if j.ready != nil {
+		if j.claimed.CompareAndSwap(false, true) {
+			p.decode(j)
+			close(j.ready)
+		} else {
+			<-j.ready
+		}
+	}
+	p.apply(j)
+	<-p.slots
+	p.budget.release(j.held)
+	if at := j.passed(); !at.IsZero() {
+		p.judgedAt.Store(at.UnixNano())
+	}
+	p.pending.Add(-1)
+	p.judged.Add(1)
 }

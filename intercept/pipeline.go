@@ -70,6 +70,9 @@ type Config struct {
 	// AnalysisNice is the nice value (1 to 19) the judge's thread runs at, on Linux; 0 leaves
 	// it at the process's priority. See analysis.go.
 	AnalysisNice int
+	// judgeGate, when set (tests), is received from by the low-priority judge before each
+	// job: it stands in for a thread the scheduler does not run.
+	judgeGate chan struct{}
 }
 
 // Pipeline runs exchanges. It is safe for concurrent use.
@@ -92,6 +95,11 @@ type Pipeline struct {
 	// one passed the proxy (Unix nanoseconds).
 	pending  atomic.Int64
 	judgedAt atomic.Int64
+	// judging is held while a job is taken from ordered and applied, so the low-priority judge
+	// and a normal-priority takeover (takeOver) apply jobs one at a time, in order.
+	judging    sync.Mutex
+	takingOver atomic.Bool
+	judged     atomic.Int64 // steps applied, ever
 
 	// hostLegs remembers which leg each upstream host serves, so bodiless exchanges with it (a
 	// device polling an RI for pushed triggers) are placed on the right leg.
@@ -168,14 +176,24 @@ func NewPipeline(cfg Config) *Pipeline {
 func (p *Pipeline) tick() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	lastJudged := int64(-1)
 	for {
 		select {
 		case <-p.stop:
 			return
 		case <-t.C:
-			// Steps wait for a wake-up (see submit); none waits longer than this.
+			// Steps wait for a wake-up (see submit); none waits longer than this. A judge
+			// that applied nothing for a whole period with steps waiting, after the last
+			// period's wake-up, is starved (see behind), however short the queue.
 			if p.pending.Load() > 0 {
-				p.kick()
+				if n := p.judged.Load(); n == lastJudged {
+					p.behind()
+				} else {
+					p.kick()
+				}
+				lastJudged = p.judged.Load()
+			} else {
+				lastJudged = -1
 			}
 			if p.cfg.Judge == nil {
 				continue
