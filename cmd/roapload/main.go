@@ -1,10 +1,11 @@
 // Command roapload measures what roapproxy costs on the forwarding path. In one run, on
 // loopback only, it sends signed ROAP exchanges (a ~3 KB roRequest with the device chain, a
-// ~5 KB roResponse with the RI chain, a protected RO and an OCSP response) to an in-process
-// upstream three ways: directly, through `roapproxy run --no-verify`, and through a verifying
-// `roapproxy run`. The proxy is a subprocess, so its CPU time and resident memory come from
-// /proc. Because shared machines are noisy, every figure is also given as a ratio to the
-// direct baseline measured in the same run.
+// ~9 KB roResponse with the RI chain, a protected RO and an OCSP response) to a simulated RI
+// five ways: directly, through two floors (a TCP relay that parses nothing and a bare
+// net/http/httputil reverse proxy), through `roapproxy run --no-verify`, and through a
+// verifying `roapproxy run`. Each proxy is a subprocess, so its CPU time, system calls and
+// resident memory come from /proc. Because shared machines are noisy, every figure is also
+// given as a ratio to a baseline measured in the same run.
 //
 //	go run ./cmd/roapload [--duration 5s] [--concurrency 1,32] [--flows 100000] [--ui-tab] [--json FILE]
 package main
