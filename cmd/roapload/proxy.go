@@ -223,18 +223,28 @@ const (
 	relayEnv        = "ROAPLOAD_RELAY"
 )
 
-// runNullProxy serves a reverse proxy with net/http/httputil until SIGTERM, configured like
-// roapproxy's upstream transport (keep-alive pool, no compression, no environment proxy).
-func runNullProxy() int {
+// floorSetup reads a floor process's upstream and listens on its address; on failure it
+// reports under name and returns a nil listener and the exit status.
+func floorSetup(name string) (*url.URL, net.Listener, int) {
 	target, err := url.Parse(os.Getenv(nullUpstreamEnv))
 	if err != nil || target.Host == "" {
-		fmt.Fprintf(os.Stderr, "null proxy: bad upstream %q\n", os.Getenv(nullUpstreamEnv))
-		return 2
+		fmt.Fprintf(os.Stderr, "%s: bad upstream %q\n", name, os.Getenv(nullUpstreamEnv))
+		return nil, nil, 2
 	}
 	l, err := net.Listen("tcp", os.Getenv(nullListenEnv))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "null proxy: %v\n", err)
-		return 1
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return nil, nil, 1
+	}
+	return target, l, 0
+}
+
+// runNullProxy serves a reverse proxy with net/http/httputil until SIGTERM, configured like
+// roapproxy's upstream transport (keep-alive pool, no compression, no environment proxy).
+func runNullProxy() int {
+	target, l, code := floorSetup("null proxy")
+	if l == nil {
+		return code
 	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -270,15 +280,9 @@ func runNullProxy() int {
 // it holds no pool: the load tool's clients keep their connections alive, which makes one
 // upstream connection per client connection the same reuse a pool would give.
 func runRelay() int {
-	target, err := url.Parse(os.Getenv(nullUpstreamEnv))
-	if err != nil || target.Host == "" {
-		fmt.Fprintf(os.Stderr, "relay: bad upstream %q\n", os.Getenv(nullUpstreamEnv))
-		return 2
-	}
-	l, err := net.Listen("tcp", os.Getenv(nullListenEnv))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "relay: %v\n", err)
-		return 1
+	target, l, code := floorSetup("relay")
+	if l == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
