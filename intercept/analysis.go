@@ -162,11 +162,11 @@ func (p *Pipeline) submit(j *job, wake bool) {
 }
 
 // takeOverAt is the queue length at which a judge on a lower CPU priority counts as starved:
-// about a quarter of a second of traffic at the rates two cores verify.
+// 341 exchanges, about 60 ms of traffic at the rate two cores verify.
 const takeOverAt = analysisQueue / 4
 
 // behind wakes the analyser and, when the judge runs at a lower priority, has a goroutine at
-// the process's own priority take the judging over until the queue is short again. A niced
+// the process's own priority take the judging over until the queue is empty. A niced
 // thread gets a few percent of a CPU that other work keeps busy; without this, forwarding
 // would then wait for it at the queue's bounds and crawl at whatever rate it got.
 func (p *Pipeline) behind() {
