@@ -194,24 +194,22 @@ func renderMarkdown(r *Report, args []string) string {
 		row(*u.WithTab)
 	}
 	b.WriteString("\n")
+	// A ratio is 0 when one of its cells was not measured (a floor turned off).
+	more := func(label string, v float64) {
+		if v > 0 {
+			fmt.Fprintf(&b, ", %s %.2f×", label, v)
+		}
+	}
 	if r.ThroughputRatioC1 > 0 {
 		fmt.Fprintf(&b, "Ratios at concurrency 1 against direct: throughput verifying %.2f×, --no-verify %.2f×", r.ThroughputRatioC1, r.NoVerifyRatioC1)
-		if r.NullRatioC1 > 0 {
-			fmt.Fprintf(&b, ", httputil floor %.2f×", r.NullRatioC1)
-		}
-		if r.RelayRatioC1 > 0 {
-			fmt.Fprintf(&b, ", TCP relay floor %.2f×", r.RelayRatioC1)
-		}
+		more("httputil floor", r.NullRatioC1)
+		more("TCP relay floor", r.RelayRatioC1)
 		fmt.Fprintf(&b, "; p50 verifying %.2f×.\n", r.P50RatioC1)
 	}
 	if r.VerifyCPURelay > 0 {
 		fmt.Fprintf(&b, "\nProxy CPU per request at concurrency %d against the TCP relay: verifying %.2f×", r.FloorConc, r.VerifyCPURelay)
-		if r.NoVerifyCPURelay > 0 {
-			fmt.Fprintf(&b, ", --no-verify %.2f×", r.NoVerifyCPURelay)
-		}
-		if r.NullCPURelay > 0 {
-			fmt.Fprintf(&b, ", httputil %.2f×", r.NullCPURelay)
-		}
+		more("--no-verify", r.NoVerifyCPURelay)
+		more("httputil", r.NullCPURelay)
 		b.WriteString(".")
 		if r.VerifyCPUNull > 0 {
 			fmt.Fprintf(&b, " Verifying against httputil: %.2f×.", r.VerifyCPUNull)
