@@ -65,6 +65,16 @@ func FuzzDecode(f *testing.F) {
 		if m.Root != nil {
 			fxCheckCanonicalFixedPoint(t, m.Root)
 		}
+		// The same body decoded into the memory of its recycled tree decodes the same.
+		before := fxSnap(m)
+		if !Recycle(m) {
+			t.Fatal("Recycle refused a message nobody holds")
+		}
+		again := Decode(body, h)
+		if !fxSnap(again).equal(before) {
+			t.Fatal("decoding into a recycled tree gave another result")
+		}
+		Recycle(again)
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Family groups message kinds by protocol.
@@ -182,6 +183,8 @@ type Message struct {
 	Raw  []byte    `json:"-"`
 	Doc  *Document `json:"-"`
 	Root *Node     `json:"-"`
+
+	holds atomic.Int32 // see Hold
 }
 
 // ID returns the identifying value named key ("deviceID", "nonce", …) or "".

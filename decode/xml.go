@@ -217,6 +217,7 @@ type Document struct {
 	Comments bool // comments were present (they are not part of canonical form)
 	unbound  bool // some node has UnboundPrefix (so decoders need not walk the tree to know)
 	Nodes    int
+	arena    *arena // where the first nodes, child lists and attributes live (see Recycle)
 }
 
 // SyntaxError is a well-formedness or limit violation with the byte offset where it was found.
@@ -256,6 +257,10 @@ type scanner struct {
 	moreNodes int // nodes in blocks after the first
 	kidChunk  int // child pointers per block
 	attrChunk int // attributes per block
+	// Child pointers and attributes kept in all, and how many of the arena's were used when
+	// the scanner moved on from its block (-1: it never did).
+	kidsMade, attrsMade int
+	usedKids, usedAttrs int
 }
 
 // ParseXML parses b as a namespace-aware XML document. It is deliberately tolerant of what real
@@ -278,12 +283,30 @@ func ParseXML(b []byte, lim Limits) (*Document, error) {
 	s := &scanner{b: b, s: unsafe.String(unsafe.SliceData(b), len(b)), lim: lim, doc: &Document{Raw: b},
 		scratch: sc.unesc[:0], run: sc.run[:0], scope: sc.scope[:0], kids: sc.kids[:0],
 		attrBuf: sc.attrs[:0], attrOff: sc.offs[:0], dupIdx: sc.dupIdx[:0]}
-	s.chunk, s.kidChunk, s.attrChunk = blockSizes(b)
-	s.moreNodes = max(s.chunk/4, 16)
+	a := newArena(b)
+	s.slab, s.kidPool, s.attrPool = a.nodes, a.kids[:0], a.attrs[:0]
+	s.usedKids, s.usedAttrs = -1, -1
+	s.chunk = max(len(a.nodes)/4, 16)
+	s.moreNodes, s.kidChunk, s.attrChunk = s.chunk, max(len(a.kids)/4, 16), max(len(a.attrs)/4, 4)
 	doc, err := s.parse()
 	sc.keep(s)
 	scanScratchPool.Put(sc)
-	return doc, err
+	a.usedNodes, a.needNodes = min(s.nodes, len(a.nodes)), s.nodes
+	a.usedKids, a.needKids = s.usedKids, s.kidsMade
+	if a.usedKids < 0 {
+		a.usedKids = len(s.kidPool)
+	}
+	a.usedAttrs, a.needAttrs = s.usedAttrs, s.attrsMade
+	if a.usedAttrs < 0 {
+		a.usedAttrs = len(s.attrPool)
+	}
+	if err != nil {
+		// Nothing refers to the nodes of a document that failed to parse.
+		a.release(RecycleMode(recycleMode.Load()))
+		return nil, err
+	}
+	doc.arena = a
+	return doc, nil
 }
 
 // blockSizes returns how many nodes, child pointers and attributes the first blocks of a
@@ -604,7 +627,11 @@ func (s *scanner) keepKids(base int) []*Node {
 	if len(k) == 0 {
 		return nil
 	}
+	s.kidsMade += len(k)
 	if cap(s.kidPool)-len(s.kidPool) < len(k) {
+		if s.usedKids < 0 {
+			s.usedKids = len(s.kidPool)
+		}
 		s.kidPool = make([]*Node, 0, max(len(k), s.kidChunk))
 	}
 	at := len(s.kidPool)
@@ -618,7 +645,11 @@ func (s *scanner) keepAttrs(a []Attr) []Attr {
 	if len(a) == 0 {
 		return nil
 	}
+	s.attrsMade += len(a)
 	if cap(s.attrPool)-len(s.attrPool) < len(a) {
+		if s.usedAttrs < 0 {
+			s.usedAttrs = len(s.attrPool)
+		}
 		s.attrPool = make([]Attr, 0, max(len(a), s.attrChunk))
 	}
 	at := len(s.attrPool)

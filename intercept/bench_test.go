@@ -55,6 +55,8 @@ func benchPKI(b *testing.B) *sim.PKI {
 // BenchmarkPipeline measures one ROAP exchange through a reverse listener of the proxy, against
 // the same exchange sent directly, in one run: decode-only and full verification.
 func BenchmarkPipeline(b *testing.B) {
+	// As the proxy runs (TestMain poisons recycled trees instead).
+	defer decode.SetRecycleMode(decode.SetRecycleMode(decode.RecycleOn))
 	req, resp, s := capturedRO(b)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)

@@ -27,7 +27,9 @@ import (
 
 // Judge looks at a decoded flow half and returns findings about it plus correlation keys that
 // tie it to related flows. Judge is called by the pipeline's analyser, one half at a time in the
-// order the halves passed the proxy; Tick runs concurrently with it.
+// order the halves passed the proxy; Tick runs concurrently with it. Once a flow is judged and
+// stored, the pipeline recycles its messages' parse trees (decode.Recycle): a judge that keeps a
+// message, or any node of it, past the call must Hold it.
 type Judge interface {
 	Judge(f *captures.Flow, dir decode.Direction) (findings []decode.Finding, correlation []string)
 	// Tick is called periodically; it returns findings that became due for earlier flows (a
@@ -486,6 +488,10 @@ func (p *Pipeline) apply(j *job) {
 		if f.Leg == "" {
 			f.Leg = p.classify(f)
 		}
+		// Judged: the stored flow keeps no tree, so the trees' memory goes to the next parse
+		// (unless the judge holds a message for a later one).
+		decode.Recycle(f.Request.Message)
+		decode.Recycle(f.Response.Message)
 		p.cfg.Store.Add(f)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -322,4 +324,55 @@ func startReverse(t testing.TB, p *intercept.Pipeline, target *url.URL) *reverse
 	go rv.Serve(l)
 	t.Cleanup(func() { rv.Close() })
 	return &reverseFront{URL: "http://" + l.Addr().String(), rv: rv}
+}
+
+// verdicts runs every simulated scenario once through a verifying forward proxy and returns,
+// sorted, one line per flow: its leg, message kinds and findings.
+func verdicts(t *testing.T) []string {
+	t.Helper()
+	rig := newRig(t, nil)
+	fwd := httptest.NewServer(intercept.NewForward(rig.p, intercept.ForwardOptions{}))
+	defer fwd.Close()
+	s, err := sim.Start(sim.Options{PKI: interceptSimPKI(t), Proxy: fwd.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rig.trustSim(s)
+	if err := s.RunOnce(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	settle(rig.store)
+	var out []string
+	for _, f := range rig.store.Snapshot() {
+		line := string(f.Leg)
+		for _, m := range []*decode.Message{f.Request.Message, f.Response.Message} {
+			if m != nil {
+				line += " " + m.Kind
+			}
+		}
+		for _, x := range f.AllFindings() {
+			line += " " + x.Rule + "(" + string(x.Severity) + ")"
+		}
+		out = append(out, line)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// The pipeline hands each judged flow's parse trees to the next parse. Every scenario must be
+// judged the same with that reuse (twice over, so arenas made by one run serve the next) as with
+// trees in fresh memory.
+func TestRecycledTreesKeepEveryVerdict(t *testing.T) {
+	defer decode.SetRecycleMode(decode.SetRecycleMode(decode.RecycleOff))
+	want := verdicts(t)
+	if len(want) < 20 {
+		t.Fatalf("only %d flows", len(want))
+	}
+	decode.SetRecycleMode(decode.RecycleOn)
+	for run := 0; run < 2; run++ {
+		if got := verdicts(t); !slices.Equal(got, want) {
+			t.Fatalf("run %d with reuse:\n%s\nwithout:\n%s", run, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
 }

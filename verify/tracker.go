@@ -317,6 +317,7 @@ func (t *Tracker) takeRequest(o Observation) *exchangeEntry {
 	e, ok := t.exchanges.get(o.Exchange)
 	if ok {
 		t.exchanges.del(o.Exchange)
+		e.req.Release()
 	}
 	return e
 }
@@ -402,6 +403,9 @@ func (b *obs) remember(corr string) {
 	if b.o.Exchange == "" || b.o.Direction != decode.DirRequest {
 		return
 	}
+	// Held until its response takes it (see decode.Recycle); an evicted entry's message is left
+	// to the collector.
+	b.m.Hold()
 	b.t.exchanges.put(b.o.Exchange, &exchangeEntry{req: b.m, at: b.o.Time, corr: corr})
 }
 
@@ -476,6 +480,9 @@ func (b *obs) registrationRequest() {
 	path := b.root() + "/@sessionId"
 	switch {
 	case ok:
+		// Held for a registrationResponse on another exchange (rules read the request's tree);
+		// never released, so the collector takes it.
+		b.m.Hold()
 		s.regReq = b.m
 		if len(s.deviceIDs) > 0 && dev != "" && !contains(s.deviceIDs, dev) {
 			b.add(RuleRegSession.AtSev(sevW, b.pathOf("certificateChain"), "the device certificate (ID %s) is none of the deviceIDs its deviceHello offered for session %s", dev, sid))
@@ -846,6 +853,10 @@ func (b *obs) rdpRequest() {
 	if !ok {
 		st = &leaveState{deviceID: dev, nonce: dn, domainID: dom, riID: ldrRI}
 	}
+	// The leave run reads only their IDs today; held so that a rule reading their trees later
+	// stays safe. Never released, so the collector takes them (see decode.Recycle).
+	m.Hold()
+	ldr.Hold()
 	st.rdpReq, st.ldr = m, ldr
 	st.rdpResp, st.rdpStatus, st.rdpMAC = false, "", unknown
 	if b.rep != nil {

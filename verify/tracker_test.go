@@ -3,6 +3,8 @@ package verify
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,9 @@ type flow struct {
 	v    *Verifier
 	now  time.Time
 	kind map[string]string // exchange -> request kind
+	// recycle hands every message's tree back (decode.Recycle) as soon as it was tracked: what
+	// the tracker still needs it must hold.
+	recycle bool
 }
 
 func newFlow(t *testing.T, v *Verifier) *flow {
@@ -34,13 +39,23 @@ func (f *flow) tick() time.Time {
 func (f *flow) req(ex string, leg Leg, server string, body []byte) (*decode.Message, Result) {
 	m := decode.Decode(body, decode.Hint{Direction: decode.DirRequest})
 	f.kind[ex] = m.Kind
-	return m, f.v.Track(Observation{Message: m, Time: f.tick(), Leg: leg, Direction: decode.DirRequest, Exchange: ex, Server: server})
+	res := f.v.Track(Observation{Message: m, Time: f.tick(), Leg: leg, Direction: decode.DirRequest, Exchange: ex, Server: server})
+	f.done(m)
+	return m, res
+}
+
+func (f *flow) done(m *decode.Message) {
+	if f.recycle {
+		decode.Recycle(m)
+	}
 }
 
 // resp observes a response body on exchange ex.
 func (f *flow) resp(ex string, leg Leg, server string, body []byte) (*decode.Message, Result) {
 	m := decode.Decode(body, decode.Hint{Direction: decode.DirResponse, Answers: f.kind[ex]})
-	return m, f.v.Track(Observation{Message: m, Time: f.tick(), Leg: leg, Direction: decode.DirResponse, Exchange: ex, Server: server})
+	res := f.v.Track(Observation{Message: m, Time: f.tick(), Leg: leg, Direction: decode.DirResponse, Exchange: ex, Server: server})
+	f.done(m)
+	return m, res
 }
 
 // push observes a body delivered without a request (GET /push).
@@ -666,4 +681,51 @@ func TestTrackerConcurrent(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
+}
+
+// The proxy recycles a flow's parse trees once it is judged; the tracker holds the messages it
+// reads again later. Recycling every message the moment it was tracked (poisoned, so a node
+// read afterwards is garbage) must leave every verdict of the seed 000 and registration flows
+// as it is without recycling.
+func TestTrackerHoldsWhatItReadsLater(t *testing.T) {
+	defer decode.SetRecycleMode(decode.SetRecycleMode(decode.RecyclePoison))
+	rig, _ := newLeaveRig(t)
+	p := testPKI(t)
+	faults := []leaveFault{{}, {deaStatus: "InvalidDomain", roapStatus: "Success"}, {respNonce: nonce("other")}, {respDomain: "OTHERDOMAIN0001"},
+		{answerEarly: true}, {embed: func(b []byte) []byte { return bytes.Replace(b, []byte("><"), []byte(">\n<"), 1) }}}
+	run := func(recycle bool) []string {
+		_, v := newLeaveRig(t)
+		v.Trust().AddMACKey(MACKey{RI: rig.riID, DEA: rig.dea, Key: rig.mk})
+		f := newFlow(t, v)
+		f.recycle = recycle
+		var out []string
+		for i, lf := range faults {
+			all, _ := rig.flowA(t, f, "hold"+strconv.Itoa(i), lf)
+			for _, x := range all {
+				out = append(out, strconv.Itoa(i)+" "+x.Rule+" "+string(x.Severity)+" "+x.Path)
+			}
+		}
+		// A registration asking for NoOCSPResponse, answered without one: the response is
+		// judged against the request's extensions.
+		r := register(t, p, p.Devices[1], p.RIs[1], "sess-hold", func(o *regOpts) { o.noOCSP = true })
+		for _, x := range f.registration(r, "hello-hold", "reg-hold") {
+			out = append(out, "reg "+x.Rule+" "+string(x.Severity)+" "+x.Path)
+		}
+		// A token delivery without a chain is correct only if the request named the RI's key.
+		ri, dev := p.RIs[1], p.Devices[1]
+		n := nonce("tok-hold")
+		f.req("tok-hold", LegDeviceRI, "ri2:80", tokenRequest(t, dev, ri.ID(), n, "td-hold", ri.ID()))
+		_, res := f.resp("tok-hold", LegDeviceRI, "ri2:80", tdr{ri: ri, dev: dev.ID(), tdid: "td-hold", nonce: n, qty: 5, noChain: true}.build(t, signPSS20))
+		for _, x := range res.Findings {
+			out = append(out, "tok "+x.Rule+" "+string(x.Severity)+" "+x.Path)
+		}
+		return out
+	}
+	want, got := run(false), run(true)
+	if !slices.Equal(got, want) {
+		t.Fatalf("verdicts with every tree recycled after tracking:\n%s\nwithout:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(want) == 0 {
+		t.Fatal("no findings at all: the faults did not reach the tracker")
+	}
 }

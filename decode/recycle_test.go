@@ -1,0 +1,160 @@
+package decode
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"testing"
+)
+
+// fxSnapshot is what a decoded message says, taken while its tree is alive.
+type fxSnapshot struct {
+	kind, variant string
+	ids           map[string]string
+	findings      []string
+	canonical     []byte
+}
+
+func fxSnap(m *Message) fxSnapshot {
+	s := fxSnapshot{kind: m.Kind, variant: m.Variant, ids: map[string]string{}, findings: fxFindingIDs(m)}
+	for k, v := range m.IDs {
+		s.ids[k] = v
+	}
+	if m.Root != nil {
+		s.canonical = Canonical(m.Root, nil)
+	}
+	return s
+}
+
+func (s fxSnapshot) equal(o fxSnapshot) bool {
+	if s.kind != o.kind || s.variant != o.variant || !slices.Equal(s.findings, o.findings) || !bytes.Equal(s.canonical, o.canonical) || len(s.ids) != len(o.ids) {
+		return false
+	}
+	for k, v := range s.ids {
+		if o.ids[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// fxRecycleBodies are messages of different sizes and kinds, so arenas made for one are
+// reused by the others.
+func fxRecycleBodies(t *testing.T) [][]byte {
+	out := [][]byte{fxRORequest(t), fxTokenDeliveryResponse(t)}
+	for _, p := range fxVectorFiles(t) {
+		if raw, err := os.ReadFile(p); err == nil {
+			out = append(out, raw)
+		}
+	}
+	return out
+}
+
+func TestRecycledTreesAreReusedAndDecodeTheSame(t *testing.T) {
+	defer SetRecycleMode(SetRecycleMode(RecycleOn))
+	bodies := fxRecycleBodies(t)
+	// What each body decodes to with no reuse at all.
+	want := make([]fxSnapshot, len(bodies))
+	prev := SetRecycleMode(RecycleOff)
+	for i, b := range bodies {
+		m := Decode(b, Hint{})
+		want[i] = fxSnap(m)
+		Recycle(m)
+	}
+	SetRecycleMode(prev)
+
+	reused := 0
+	var lastRoot *Node
+	for round := 0; round < 3; round++ {
+		for i, b := range bodies {
+			m := Decode(b, Hint{})
+			if m.Root != nil && m.Root == lastRoot {
+				reused++ // the arena the previous message gave back (the free list is a stack)
+			}
+			got := fxSnap(m)
+			if !got.equal(want[i]) {
+				t.Fatalf("round %d, body %d (%s): decoded differently from a tree in fresh memory:\n got %+v\nwant %+v", round, i, want[i].kind, got, want[i])
+			}
+			kind, ids := m.Kind, m.IDs
+			lastRoot = m.Root
+			if !Recycle(m) {
+				t.Fatalf("body %d: Recycle refused a message nobody holds", i)
+			}
+			if m.Root != nil || m.Doc != nil {
+				t.Fatal("Recycle left Root or Doc set")
+			}
+			// Strings taken from the tree point into the body, not into the nodes.
+			if kind != want[i].kind {
+				t.Fatalf("kind changed to %q after Recycle", kind)
+			}
+			for k, v := range want[i].ids {
+				if ids[k] != v {
+					t.Fatalf("ID %s = %q after Recycle, want %q", k, ids[k], v)
+				}
+			}
+		}
+	}
+	if reused == 0 {
+		t.Fatal("no decode reused the memory of a recycled tree")
+	}
+}
+
+func TestHeldMessagesAreNotRecycled(t *testing.T) {
+	defer SetRecycleMode(SetRecycleMode(RecyclePoison))
+	m := Decode(fxRORequest(t), Hint{})
+	if m.Root == nil {
+		t.Fatalf("no tree: %v", m.Findings)
+	}
+	want := fxSnap(m)
+	root := m.Root
+	m.Hold()
+	m.Hold()
+	if Recycle(m) {
+		t.Fatal("Recycle took a held message")
+	}
+	m.Release()
+	if Recycle(m) || m.Root != root || !fxSnap(m).equal(want) {
+		t.Fatal("Recycle took, or changed, a message still held once")
+	}
+	m.Release()
+	if !Recycle(m) {
+		t.Fatal("Recycle refused a released message")
+	}
+	// Poison mode: a node used after its message was recycled says so.
+	if root.Kind != KindRecycled || root.Local != PoisonText || root.Children != nil {
+		t.Fatalf("recycled root reads %+v, want poison", *root)
+	}
+	again := Decode(fxRORequest(t), Hint{})
+	if again.Root == root {
+		t.Fatal("poison mode reused a recycled tree")
+	}
+}
+
+func TestAHeldNestedMessageKeepsItsParent(t *testing.T) {
+	parent := &Message{Nested: []*Message{Decode(fxRORequest(t), Hint{})}}
+	parent.Nested[0].Hold()
+	if Recycle(parent) {
+		t.Fatal("Recycle took a message whose nested message is held")
+	}
+	if parent.Nested[0].Root == nil {
+		t.Fatal("the held nested message lost its tree")
+	}
+}
+
+// A document that fails to parse hands its arena back at once; the next parse must not see
+// any of its nodes.
+func TestAFailedParseLeavesNothingBehind(t *testing.T) {
+	defer SetRecycleMode(SetRecycleMode(RecycleOn))
+	bad := append(bytes.Clone(fxRORequest(t)[:2000]), "</nope>"...)
+	if _, err := ParseXML(bad, DefaultLimits); err == nil {
+		t.Fatal("a cut message parsed")
+	}
+	good := fxRORequest(t)
+	m := Decode(good, Hint{})
+	prev := SetRecycleMode(RecycleOff)
+	fresh := Decode(good, Hint{})
+	SetRecycleMode(prev)
+	if !fxSnap(m).equal(fxSnap(fresh)) {
+		t.Fatal("a parse after a failed one differs from one in fresh memory")
+	}
+}
