@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/roapproxy/roapproxy/decode"
 )
@@ -284,56 +283,40 @@ func containsFold(s, sub string) bool {
 
 // Lighten reduces a decoded message (and its nested messages) to what a stored flow needs: its
 // classification, IDs, findings and spans. Parse trees, parsed certificates and DER copies are
-// dropped, and the strings kept are cloned: the decoder's strings are slices of the body they
-// were decoded from, so keeping any of them would keep that body alive. The field tree is
-// rebuilt on demand by decoding the stored bytes again, which is pure and gives the same result.
+// dropped, and the strings kept are cloned: the decoder's strings are slices of one copy of the
+// whole body, so keeping any of them would keep that copy alive. The field tree is rebuilt on
+// demand by decoding the stored bytes again, which is pure and gives the same result.
 func Lighten(m *decode.Message) {
-	lighten(m, true, nil)
+	lighten(m, true)
 }
 
-// lightenStored is Lighten for a message decoded from body, which the flow keeps anyway: the
-// strings of m itself then cost nothing to keep, and cloning them would add an object each for
-// the collector to mark on every cycle. Nested messages were decoded from copies and are cloned.
-func lightenStored(m *decode.Message, body []byte) {
-	lighten(m, true, body)
-}
-
-func lighten(m *decode.Message, top bool, body []byte) {
+func lighten(m *decode.Message, top bool) {
 	if m == nil {
 		return
 	}
-	shared := top && len(m.Raw) > 0 && len(body) >= len(m.Raw) && unsafe.SliceData(m.Raw) == unsafe.SliceData(body)
 	m.Doc, m.Root = nil, nil
 	if !top {
 		m.Raw = nil // a decoded embedded body; the outer body holds its bytes
 	}
+	m.Kind, m.Variant, m.Status = strings.Clone(m.Kind), strings.Clone(m.Variant), strings.Clone(m.Status)
+	m.Namespace, m.Reason, m.NestedPath = strings.Clone(m.Namespace), strings.Clone(m.Reason), strings.Clone(m.NestedPath)
+	ids := make(map[string]string, len(m.IDs))
+	for k, v := range m.IDs {
+		ids[strings.Clone(k)] = strings.Clone(v)
+	}
+	m.IDs = ids
+	for i := range m.Findings {
+		f := &m.Findings[i]
+		f.Message, f.Path = strings.Clone(f.Message), strings.Clone(f.Path)
+	}
 	for i := range m.Chains {
-		m.Chains[i] = decode.Chain{Path: m.Chains[i].Path}
+		m.Chains[i] = decode.Chain{Path: strings.Clone(m.Chains[i].Path)}
 	}
 	for i := range m.OCSP {
-		m.OCSP[i] = decode.OCSPBlob{Path: m.OCSP[i].Path}
-	}
-	if !shared {
-		m.Kind, m.Variant, m.Status = strings.Clone(m.Kind), strings.Clone(m.Variant), strings.Clone(m.Status)
-		m.Namespace, m.Reason, m.NestedPath = strings.Clone(m.Namespace), strings.Clone(m.Reason), strings.Clone(m.NestedPath)
-		ids := make(map[string]string, len(m.IDs))
-		for k, v := range m.IDs {
-			ids[strings.Clone(k)] = strings.Clone(v)
-		}
-		m.IDs = ids
-		for i := range m.Findings {
-			f := &m.Findings[i]
-			f.Message, f.Path = strings.Clone(f.Message), strings.Clone(f.Path)
-		}
-		for i := range m.Chains {
-			m.Chains[i].Path = strings.Clone(m.Chains[i].Path)
-		}
-		for i := range m.OCSP {
-			m.OCSP[i].Path = strings.Clone(m.OCSP[i].Path)
-		}
+		m.OCSP[i] = decode.OCSPBlob{Path: strings.Clone(m.OCSP[i].Path)}
 	}
 	for _, n := range m.Nested {
-		lighten(n, false, nil)
+		lighten(n, false)
 	}
 }
 

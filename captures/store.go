@@ -60,8 +60,8 @@ func (s *Store) NextID() uint64 { return s.nextID.Add(1) }
 
 // Add stores f (assigning its ID unless it already has one from NextID), lightens its messages and publishes it.
 func (s *Store) Add(f *Flow) uint64 {
-	lightenStored(f.Request.Message, f.Request.Body)
-	lightenStored(f.Response.Message, f.Response.Body)
+	Lighten(f.Request.Message)
+	Lighten(f.Response.Message)
 	s.mu.Lock()
 	if f.ID == 0 {
 		f.ID = s.nextID.Add(1)
