@@ -144,12 +144,15 @@ func BenchmarkProxyRODecode(b *testing.B) {
 	set := roExchanges(b)
 	dec := decode.NewDecoder(decode.DefaultLimits)
 	for _, c := range []struct {
-		name string
-		hint decode.Hint
-		body func(roExchange) []byte
+		name    string
+		hint    decode.Hint
+		body    func(roExchange) []byte
+		recycle bool // as the proxy does once an exchange is judged
 	}{
-		{"roRequest", roReqHint, func(x roExchange) []byte { return x.req }},
-		{"roResponse", roRespHint, func(x roExchange) []byte { return x.resp }},
+		{"roRequest", roReqHint, func(x roExchange) []byte { return x.req }, false},
+		{"roResponse", roRespHint, func(x roExchange) []byte { return x.resp }, false},
+		{"roRequest/recycled", roReqHint, func(x roExchange) []byte { return x.req }, true},
+		{"roResponse/recycled", roRespHint, func(x roExchange) []byte { return x.resp }, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			body := c.body(set.exchanges[0])
@@ -161,7 +164,10 @@ func BenchmarkProxyRODecode(b *testing.B) {
 			cpu0, cpuOK := processCPU()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				dec.Decode(body, c.hint)
+				m := dec.Decode(body, c.hint)
+				if c.recycle {
+					decode.Recycle(m)
+				}
 			}
 			b.StopTimer()
 			reportCPU(b, cpu0, cpuOK)
