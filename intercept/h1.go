@@ -46,7 +46,9 @@ type field struct {
 // start line's grammar. Empty lines before a request line are skipped (RFC 9112 §2.2).
 func readHead(r *bufio.Reader, buf []byte, isRequest bool) (*head, []byte, error) {
 	buf = buf[:0]
-	var lines [][2]int // start and end (after LF) of each line in buf
+	// Start and end (after LF) of each line in buf; room for a usual head without growing.
+	var room [24][2]int
+	lines := room[:0]
 	for {
 		start := len(buf)
 		for {
@@ -78,10 +80,11 @@ func readHead(r *bufio.Reader, buf []byte, isRequest bool) (*head, []byte, error
 		}
 		lines = append(lines, [2]int{start, len(buf)})
 	}
-	h := &head{header: make(http.Header, len(lines)-1), start: buf[lines[0][0]:lines[0][1]]}
+	h := &head{header: make(http.Header, len(lines)-1), start: buf[lines[0][0]:lines[0][1]], fields: make([]field, 0, len(lines)-1)}
 	if err := h.parseStart(trimEOL(buf[lines[0][0]:lines[0][1]]), isRequest); err != nil {
 		return nil, buf, err
 	}
+	vals := make([]string, len(lines)-1)
 	for i := 1; i < len(lines); i++ {
 		raw := buf[lines[i][0]:lines[i][1]]
 		line := trimEOL(raw)
@@ -110,7 +113,14 @@ func readHead(r *bufio.Reader, buf []byte, isRequest bool) (*head, []byte, error
 			raw = buf[lines[i][0]:lines[end][1]]
 			i = end
 		}
-		h.header[name] = append(h.header[name], v)
+		if prev, ok := h.header[name]; ok {
+			h.header[name] = append(prev, v)
+		} else {
+			// One backing array for the usual one value per field, not an allocation each.
+			vals[0] = v
+			h.header[name] = vals[:1:1]
+			vals = vals[1:]
+		}
 		h.fields = append(h.fields, field{raw: raw, name: name})
 	}
 	return h, buf, nil
