@@ -10,10 +10,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -668,5 +671,39 @@ func TestReverseStreamsBodiesLongerThanTheClientTimeout(t *testing.T) {
 	got := readUntilClose(t, bufio.NewReader(c))
 	if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\n"+strings.Repeat(chunk, 8)) {
 		t.Fatalf("the streamed exchange was cut short: %d bytes, %.60q", len(got), got)
+	}
+}
+
+// readHead agrees with net/textproto on the fields of a head: repeated names keep every value
+// in order, values of different fields do not share storage, and a head longer than the line
+// table's first block parses whole.
+func TestReadHeadAgreesWithTextproto(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("POST /roap HTTP/1.1\r\nHost: ri.example\r\nX-Rep: one\r\nContent-Type: application/vnd.oma.drm.roap-pdu+xml\r\nX-Rep: two\r\n")
+	for i := 0; i < 40; i++ {
+		fmt.Fprintf(&b, "x-field-%d:  value %d \t\r\n", i, i)
+	}
+	b.WriteString("x-rep: three\r\nContent-Length: 4\r\n\r\nping")
+	raw := b.String()
+	h, _, err := readHead(bufio.NewReader(strings.NewReader(raw)), nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := textproto.NewReader(bufio.NewReader(strings.NewReader(raw)))
+	if _, err := tp.ReadLine(); err != nil {
+		t.Fatal(err)
+	}
+	want, err := tp.ReadMIMEHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(map[string][]string(h.header), map[string][]string(want)) {
+		t.Fatalf("readHead: %v\ntextproto: %v", h.header, want)
+	}
+	if got := h.header["X-Rep"]; !slices.Equal(got, []string{"one", "two", "three"}) {
+		t.Fatalf("X-Rep = %q", got)
+	}
+	if len(h.fields) != 46 {
+		t.Fatalf("%d fields kept, want 46", len(h.fields))
 	}
 }
