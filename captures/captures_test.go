@@ -272,3 +272,39 @@ func TestPublishedSummariesDoNotPinBodies(t *testing.T) {
 		}
 	}
 }
+
+// A lightened message keeps its strings in one buffer of its own.
+func TestLightenPacksTheStringsItKeeps(t *testing.T) {
+	body := []byte(`<roap:leaveDomainResponse xmlns:roap="urn:oma:bac:dldrm:roap-1.0" status="Success"><nonce>T1Sq3LQMzhRwj5eASuy5LA==</nonce><domainID>ACMEUSERDOM42001</domainID></roap:leaveDomainResponse>`)
+	m := decode.Decode(body, decode.Hint{})
+	m.Add(decode.Finding{Rule: "X", Severity: decode.SevInfo, Message: "a finding", Path: "/leaveDomainResponse/nonce"})
+	want := map[string]string{}
+	for k, v := range m.IDs {
+		want[k] = v
+	}
+	Lighten(m)
+	strs := []string{m.Kind, m.Status, m.Namespace}
+	for k, v := range m.IDs {
+		if want[k] != v {
+			t.Fatalf("ID %s = %q, want %q", k, v, want[k])
+		}
+		strs = append(strs, k, v)
+	}
+	for _, f := range m.Findings {
+		strs = append(strs, f.Message, f.Path)
+	}
+	lo, hi, total := ^uintptr(0), uintptr(0), 0
+	for _, s := range strs {
+		if s == "" {
+			continue
+		}
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		lo, hi, total = min(lo, p), max(hi, p+uintptr(len(s))), total+len(s)
+	}
+	if m.Kind != "leaveDomainResponse" || m.Status != "Success" || m.Findings[len(m.Findings)-1].Path != "/leaveDomainResponse/nonce" {
+		t.Fatalf("values changed: %+v", m)
+	}
+	if int(hi-lo) > total {
+		t.Fatalf("%d bytes of strings spread over %d bytes: not one buffer", total, hi-lo)
+	}
+}
