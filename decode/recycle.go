@@ -4,6 +4,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // A live proxy decodes every body it forwards and, once the exchange is judged and stored
@@ -26,23 +27,30 @@ type arena struct {
 }
 
 // Arenas larger than these came from unusual (possibly hostile) documents and are not kept.
+// The largest kept is about 420 KiB.
 const (
-	maxArenaNodes = 4096
+	maxArenaNodes = 2048
 	maxArenaKids  = 4096
-	maxArenaAttrs = 2048
+	maxArenaAttrs = 1024
 )
 
 // Recycled arenas wait in a small stack that collections leave alone, then in a sync.Pool.
 // The stack covers the usual traffic; the pool takes what a burst (a long analysis queue)
-// leaves over and hands it to the collector if it stays unused.
+// leaves over and hands it to the collector if it stays unused. The stack is bounded in bytes,
+// so however large the arenas some traffic left behind, it keeps at most maxFreeBytes.
 var arenas struct {
 	sync.Mutex
-	free []*arena
+	free  []*arena
+	bytes int
 }
 
 var arenaPool sync.Pool
 
-const maxFree = 64
+const maxFreeBytes = 2 << 20
+
+func (a *arena) size() int {
+	return len(a.nodes)*int(unsafe.Sizeof(Node{})) + len(a.kids)*int(unsafe.Sizeof((*Node)(nil))) + len(a.attrs)*int(unsafe.Sizeof(Attr{}))
+}
 
 func getArena() *arena {
 	arenas.Lock()
@@ -50,6 +58,7 @@ func getArena() *arena {
 		a := arenas.free[n-1]
 		arenas.free[n-1] = nil
 		arenas.free = arenas.free[:n-1]
+		arenas.bytes -= a.size()
 		arenas.Unlock()
 		return a
 	}
@@ -60,8 +69,9 @@ func getArena() *arena {
 
 func putArena(a *arena) {
 	arenas.Lock()
-	if len(arenas.free) < maxFree {
+	if sz := a.size(); arenas.bytes+sz <= maxFreeBytes {
 		arenas.free = append(arenas.free, a)
+		arenas.bytes += sz
 		arenas.Unlock()
 		return
 	}
@@ -69,15 +79,17 @@ func putArena(a *arena) {
 	arenaPool.Put(a)
 }
 
-// Most nodes, child pointers and attributes a recycled document needed (within the maxima):
-// an arena made while the free list is empty is sized for them, so the next large response
-// does not regrow it.
+// A fresh arena (made while none is free) is sized for the documents recycled lately: the
+// largest need, decaying by a sixteenth per recycled document, so that an arena made for a
+// small request is not regrown by the next large response, and one large document does not
+// size every arena after it.
 var wantNodes, wantKids, wantAttrs atomic.Int64
 
-func raise(v *atomic.Int64, n int) {
+func track(v *atomic.Int64, need int) {
 	for {
 		old := v.Load()
-		if int64(n) <= old || v.CompareAndSwap(old, int64(n)) {
+		next := max(int64(need), old-old/16)
+		if next == old || v.CompareAndSwap(old, next) {
 			return
 		}
 	}
@@ -217,9 +229,12 @@ func (a *arena) release(mode RecycleMode) {
 	if a.needNodes > maxArenaNodes || a.needKids > maxArenaKids || a.needAttrs > maxArenaAttrs {
 		return
 	}
-	raise(&wantNodes, a.needNodes)
-	raise(&wantKids, a.needKids)
-	raise(&wantAttrs, a.needAttrs)
+	track(&wantNodes, a.needNodes)
+	track(&wantKids, a.needKids)
+	track(&wantAttrs, a.needAttrs)
+	if len(a.nodes) > 4*max(a.needNodes, int(wantNodes.Load()), 64) {
+		return // made for a document far larger than the recent ones: let the collector have it
+	}
 	if a.needNodes > len(a.nodes) {
 		a.nodes = make([]Node, a.needNodes)
 	}

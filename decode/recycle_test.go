@@ -158,3 +158,60 @@ func TestAFailedParseLeavesNothingBehind(t *testing.T) {
 		t.Fatal("a parse after a failed one differs from one in fresh memory")
 	}
 }
+
+// fxWide is a well-formed document of about n element nodes.
+func fxWide(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("<r>")
+	for i := 0; i < n; i++ {
+		b.WriteString("<c/>")
+	}
+	b.WriteString("</r>")
+	return b.Bytes()
+}
+
+// One large document must not size the arenas of everything after it, and what waits for
+// reuse stays bounded however large the documents were (traffic is hostile).
+func TestArenasStayBoundedAfterLargeDocuments(t *testing.T) {
+	defer SetRecycleMode(SetRecycleMode(RecycleOn))
+	small := fxRORequest(t)
+	Recycle(Decode(small, Hint{}))
+	smallNeed := wantNodes.Load()
+
+	Recycle(Decode(fxWide(1500), Hint{}))
+	if w := wantNodes.Load(); w < 1500 {
+		t.Fatalf("want %d nodes after a 1,500-node document", w)
+	}
+	for i := 0; i < 100; i++ {
+		Recycle(Decode(small, Hint{}))
+	}
+	if w := wantNodes.Load(); w > 2*smallNeed+16 {
+		t.Fatalf("fresh arenas still sized for %d nodes after 100 small documents (a small one needs %d)", w, smallNeed)
+	}
+
+	// Past the maxima an arena is neither kept nor counted.
+	before := wantNodes.Load()
+	Recycle(Decode(fxWide(maxArenaNodes+100), Hint{}))
+	if w := wantNodes.Load(); w > before {
+		t.Fatalf("a %d-node document raised the wanted size to %d", maxArenaNodes+100, w)
+	}
+
+	// Many large arenas recycled at once: the stack keeps at most maxFreeBytes of them.
+	var ms []*Message
+	for i := 0; i < 40; i++ {
+		ms = append(ms, Decode(fxWide(1800), Hint{}))
+	}
+	for _, m := range ms {
+		Recycle(m)
+	}
+	arenas.Lock()
+	held := arenas.bytes
+	sum := 0
+	for _, a := range arenas.free {
+		sum += a.size()
+	}
+	arenas.Unlock()
+	if held > maxFreeBytes || sum != held {
+		t.Fatalf("the free stack holds %d bytes (counted %d), bound %d", sum, held, maxFreeBytes)
+	}
+}
