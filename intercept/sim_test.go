@@ -100,7 +100,10 @@ func legs(store *captures.Store) map[captures.Leg]int {
 	return out
 }
 
-func TestSimThroughForwardProxyIsClean(t *testing.T) {
+// runAllForward runs every simulated scenario once through a verifying forward proxy and
+// returns the rig once its store has settled.
+func runAllForward(t *testing.T) *proxyRig {
+	t.Helper()
 	rig := newRig(t, nil)
 	fwd := httptest.NewServer(intercept.NewForward(rig.p, intercept.ForwardOptions{}))
 	defer fwd.Close()
@@ -114,6 +117,11 @@ func TestSimThroughForwardProxyIsClean(t *testing.T) {
 		t.Fatalf("scenarios through the proxy: %v", err)
 	}
 	settle(rig.store)
+	return rig
+}
+
+func TestSimThroughForwardProxyIsClean(t *testing.T) {
+	rig := runAllForward(t)
 	l := legs(rig.store)
 	if l[captures.LegDeviceRI] == 0 || l[captures.LegRIDEA] == 0 || l[captures.LegDEARI] == 0 || l[captures.LegOCSP] == 0 {
 		t.Fatalf("not every leg went through the proxy: %v", l)
@@ -330,19 +338,7 @@ func startReverse(t testing.TB, p *intercept.Pipeline, target *url.URL) *reverse
 // sorted, one line per flow: its leg, message kinds and findings.
 func verdicts(t *testing.T) []string {
 	t.Helper()
-	rig := newRig(t, nil)
-	fwd := httptest.NewServer(intercept.NewForward(rig.p, intercept.ForwardOptions{}))
-	defer fwd.Close()
-	s, err := sim.Start(sim.Options{PKI: interceptSimPKI(t), Proxy: fwd.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	rig.trustSim(s)
-	if err := s.RunOnce(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	settle(rig.store)
+	rig := runAllForward(t)
 	var out []string
 	for _, f := range rig.store.Snapshot() {
 		line := string(f.Leg)
