@@ -215,3 +215,31 @@ func TestArenasStayBoundedAfterLargeDocuments(t *testing.T) {
 		t.Fatalf("the free stack holds %d bytes (counted %d), bound %d", sum, held, maxFreeBytes)
 	}
 }
+
+// A large document parsed into a small recycled arena allocates its overflow in a few blocks,
+// as many as it would in fresh memory, not in many small ones.
+func TestALargeDocumentInASmallArenaAllocatesLikeAFreshOne(t *testing.T) {
+	defer SetRecycleMode(SetRecycleMode(RecycleOn))
+	drain := func() {
+		for getArena() != nil {
+		}
+	}
+	wantNodes.Store(0)
+	wantKids.Store(0)
+	wantAttrs.Store(0)
+	big := fxWide(600)
+	parse := func() {
+		if _, err := ParseXML(big, DefaultLimits); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := testing.AllocsPerRun(20, func() { drain(); parse() })
+	drain()
+	for i := 0; i < 30; i++ {
+		putArena(&arena{nodes: make([]Node, 4), kids: make([]*Node, 4), attrs: make([]Attr, 2)})
+	}
+	inSmall := testing.AllocsPerRun(20, parse) // each run takes one small arena off the stack
+	if inSmall > fresh+4 {
+		t.Fatalf("a 600-element document made %.0f allocations in a small recycled arena, %.0f in fresh memory", inSmall, fresh)
+	}
+}

@@ -286,8 +286,6 @@ func ParseXML(b []byte, lim Limits) (*Document, error) {
 	a := newArena(b)
 	s.slab, s.kidPool, s.attrPool = a.nodes, a.kids[:0], a.attrs[:0]
 	s.usedKids, s.usedAttrs = -1, -1
-	s.chunk = max(len(a.nodes)/4, 16)
-	s.moreNodes, s.kidChunk, s.attrChunk = s.chunk, max(len(a.kids)/4, 16), max(len(a.attrs)/4, 4)
 	doc, err := s.parse()
 	sc.keep(s)
 	scanScratchPool.Put(sc)
@@ -612,12 +610,25 @@ func (s *scanner) countNode() error {
 
 func (s *scanner) newNode() *Node {
 	if len(s.slab) == 0 {
+		s.sizeOverflow()
 		s.slab = make([]Node, s.chunk)
 		s.chunk = s.moreNodes
 	}
 	n := &s.slab[0]
 	s.slab = s.slab[1:]
 	return n
+}
+
+// sizeOverflow sizes the blocks for what does not fit in the document's arena, once: from the
+// markup, less what the arena already took, so a large document in a small recycled arena
+// still costs a few blocks rather than many small ones.
+func (s *scanner) sizeOverflow() {
+	if s.chunk > 0 {
+		return
+	}
+	n, k, at := blockSizes(s.b)
+	s.chunk, s.moreNodes = max(n-s.nodes, 16), max(n/4, 16)
+	s.kidChunk, s.attrChunk = max(k-s.kidsMade, 16), max(at-s.attrsMade, 4)
 }
 
 // keepKids moves the children collected since base into shared storage. The result's capacity
@@ -632,6 +643,7 @@ func (s *scanner) keepKids(base int) []*Node {
 		if s.usedKids < 0 {
 			s.usedKids = len(s.kidPool)
 		}
+		s.sizeOverflow()
 		s.kidPool = make([]*Node, 0, max(len(k), s.kidChunk))
 	}
 	at := len(s.kidPool)
@@ -650,6 +662,7 @@ func (s *scanner) keepAttrs(a []Attr) []Attr {
 		if s.usedAttrs < 0 {
 			s.usedAttrs = len(s.attrPool)
 		}
+		s.sizeOverflow()
 		s.attrPool = make([]Attr, 0, max(len(a), s.attrChunk))
 	}
 	at := len(s.attrPool)
