@@ -308,3 +308,26 @@ func TestLightenPacksTheStringsItKeeps(t *testing.T) {
 		t.Fatalf("%d bytes of strings spread over %d bytes: not one buffer", total, hi-lo)
 	}
 }
+
+// Evicting a flow takes off the store's byte count exactly what adding it put on, even when its
+// messages gained findings in between (late findings do), so the count cannot drift.
+func TestStoreByteCountDoesNotDrift(t *testing.T) {
+	s := NewStore(StoreOptions{MaxFlows: 2, MaxBytes: 1 << 30}, nil)
+	first := testFlow(1, "<r/>")
+	s.Add(first)
+	for i := 0; i < 50; i++ {
+		first.Request.Message.Add(decode.Finding{Rule: "X", Severity: decode.SevInfo, Message: "late"})
+	}
+	a, b := testFlow(2, "<r/>"), testFlow(3, "<r/>")
+	s.Add(a)
+	s.Add(b) // evicts first
+	if _, ok := s.Get(first.ID); ok {
+		t.Fatal("the first flow was not evicted")
+	}
+	s.mu.RLock()
+	got := s.bytes
+	s.mu.RUnlock()
+	if want := footprint(a) + footprint(b); got != want {
+		t.Fatalf("store counts %d bytes for two flows of %d", got, want)
+	}
+}

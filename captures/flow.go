@@ -67,6 +67,8 @@ type Flow struct {
 	Timings     Timings          `json:"timings"`
 	Error       string           `json:"error,omitempty"`
 	Rules       []string         `json:"rules,omitempty"` // rules that changed or held this flow
+
+	counted int64 // what the store added to its byte count for this flow (see footprint)
 }
 
 // Messages returns the decoded request and response messages that exist.
@@ -358,8 +360,10 @@ func eachString(m *decode.Message, fn func(*string)) {
 // (2026-12-03). It was 6 KiB, which let the store hold a third more than its budget.
 func footprint(f *Flow) int64 {
 	n := int64(cap(f.Request.Body)+cap(f.Response.Body)) + 12<<10
-	for _, m := range f.Messages() {
-		n += int64(len(m.Findings)) * 160
+	for _, m := range [2]*decode.Message{f.Request.Message, f.Response.Message} {
+		if m != nil {
+			n += int64(len(m.Findings)) * 160
+		}
 	}
 	return n
 }

@@ -66,13 +66,15 @@ func (s *Store) Add(f *Flow) uint64 {
 	if f.ID == 0 {
 		f.ID = s.nextID.Add(1)
 	}
-	for s.count > 0 && (s.count >= s.maxFlows || s.bytes+footprint(f) > s.maxBytes) {
+	// Counted once: eviction takes off exactly what was added, whatever the flow gets later.
+	f.counted = footprint(f)
+	for s.count > 0 && (s.count >= s.maxFlows || s.bytes+f.counted > s.maxBytes) {
 		s.evictLocked()
 	}
 	idx := (s.head + s.count) % s.maxFlows
 	s.flows[idx] = f
 	s.count++
-	s.bytes += footprint(f)
+	s.bytes += f.counted
 	s.byID[f.ID] = f
 	sum := Summarize(f)
 	s.sums[f.ID] = &sum
@@ -94,7 +96,7 @@ func (s *Store) evictLocked() {
 	s.head = (s.head + 1) % s.maxFlows
 	s.count--
 	if old != nil {
-		s.bytes -= footprint(old)
+		s.bytes -= old.counted
 		delete(s.byID, old.ID)
 		delete(s.sums, old.ID)
 	}
