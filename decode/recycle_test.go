@@ -145,9 +145,23 @@ func TestAHeldNestedMessageKeepsItsParent(t *testing.T) {
 // any of its nodes.
 func TestAFailedParseLeavesNothingBehind(t *testing.T) {
 	defer SetRecycleMode(SetRecycleMode(RecycleOn))
+	for getArena() != nil {
+	}
 	bad := append(bytes.Clone(fxRORequest(t)[:2000]), "</nope>"...)
 	if _, err := ParseXML(bad, DefaultLimits); err == nil {
 		t.Fatal("a cut message parsed")
+	}
+	// Its arena is back for reuse, with nothing of the failed document left in it.
+	arenas.Lock()
+	free := append([]*arena(nil), arenas.free...)
+	arenas.Unlock()
+	if len(free) != 1 {
+		t.Fatalf("%d arenas free after one failed parse, want 1", len(free))
+	}
+	for i, n := range free[0].nodes {
+		if n.Parent != nil || n.Children != nil || n.Local != "" || n.Text != "" {
+			t.Fatalf("node %d of the failed document is still in its arena: %+v", i, n)
+		}
 	}
 	good := fxRORequest(t)
 	m := Decode(good, Hint{})
