@@ -7,7 +7,7 @@
 // resident memory come from /proc. Because shared machines are noisy, every figure is also
 // given as a ratio to a baseline measured in the same run.
 //
-//	go run ./cmd/roapload [--duration 5s] [--concurrency 1,32] [--flows 100000] [--ui-tab] [--json FILE]
+//	go run ./cmd/roapload [--duration 5s] [--rounds 3] [--concurrency 1,32] [--flows 100000] [--ui-tab] [--json FILE]
 package main
 
 import (
@@ -56,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&conc, "concurrency", conc, "closed-loop concurrency `levels`, comma-separated")
 	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measuring time per cell")
 	fs.IntVar(&cfg.Requests, "requests", 0, "requests per cell (replaces --duration when > 0)")
+	fs.IntVar(&cfg.Rounds, "rounds", 3, "measure every path and concurrency this many times, the paths in a rotating order, and report medians (ratios: the median of each round's ratio)")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before each cell")
 	fs.IntVar(&cfg.Variants, "variants", 256, "distinct signed exchanges (each with its own nonce) cycled through")
 	fs.IntVar(&cfg.Bits, "bits", 2048, "RSA key size of the test PKI")
@@ -87,6 +88,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Concurrency = levels
+	if cfg.Rounds < 1 {
+		fmt.Fprintln(stderr, "roapload: --rounds must be at least 1")
+		return 2
+	}
 	if cfg.Requests <= 0 && cfg.Duration <= 0 {
 		fmt.Fprintln(stderr, "roapload: --duration or --requests must be positive")
 		return 2
@@ -170,6 +175,9 @@ func renderMarkdown(r *Report, args []string) string {
 		fmt.Fprintf(&b, "Verification: %s. Findings on a valid exchange: %s; on the corrupted one: %s.\n\n",
 			r.Probe.Note, listOrNone(r.Probe.ValidFindings), listOrNone(r.Probe.CorruptFlagged))
 	}
+	if r.Rounds > 1 {
+		fmt.Fprintf(&b, "Every path and concurrency was measured %d times, the paths in a rotating order. A row gives the medians, with the lowest and highest round in brackets, and the requests of all rounds; a ratio is the median of the ratios within each round.\n\n", r.Rounds)
+	}
 	fmt.Fprintf(&b, "| path | conc. | requests | req/s | p50 | p99 | proxy CPU/req | proxy I/O calls/req | proxy RSS | errors |\n")
 	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	row := func(c Cell) {
@@ -177,7 +185,11 @@ func renderMarkdown(r *Report, args []string) string {
 		if c.IOCallsPerRq > 0 {
 			calls = fmt.Sprintf("%.1f", c.IOCallsPerRq)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %d |\n", c.Path, loadLabel(c), c.Requests, c.RPS,
+		rate := fmt.Sprintf("%.0f", c.RPS)
+		if c.Rounds > 1 {
+			rate += fmt.Sprintf(" (%.0f–%.0f)", c.RPSRange[0], c.RPSRange[1])
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %d |\n", c.Path, loadLabel(c), c.Requests, rate,
 			fmtUs(c.P50us), fmtUs(c.P99us), cpuStr(c), calls, rssStr(c), c.Errors)
 	}
 	for _, c := range r.Cells {
@@ -276,6 +288,9 @@ func fmtUs(v float64) string {
 func cpuStr(c Cell) string {
 	if !c.Proxied {
 		return "–"
+	}
+	if c.Rounds > 1 {
+		return fmt.Sprintf("%.0f µs (%.0f–%.0f)", c.CPUus, c.CPURange[0], c.CPURange[1])
 	}
 	return fmt.Sprintf("%.0f µs", c.CPUus)
 }

@@ -36,15 +36,19 @@ type Config struct {
 	Warmup      time.Duration // per cell before measuring (Requests mode: Requests/10 requests)
 	Variants    int           // distinct signed exchanges
 	Bits        int           // RSA key size of the test PKI
-	Flows       int           // RSS check: requests through the verifying proxy at concurrency 32; 0 skips
-	FlowsConc   int
-	Probe       bool // check that the verifying proxy flags a corrupted signature
-	NullProxy   bool // also measure a plain httputil reverse proxy process
-	Relay       bool // also measure a process that relays TCP without parsing it
-	UITab       bool
-	UIDuration  time.Duration
-	UIRate      float64
-	Chromium    string
+	// Rounds measures every closed-loop cell this many times, the paths in a rotating order, and
+	// reports medians: on a shared machine one cell can land in a slow minute that the next
+	// path's cell does not, and a single run then compares unlike moments.
+	Rounds     int
+	Flows      int // RSS check: requests through the verifying proxy at concurrency 32; 0 skips
+	FlowsConc  int
+	Probe      bool // check that the verifying proxy flags a corrupted signature
+	NullProxy  bool // also measure a plain httputil reverse proxy process
+	Relay      bool // also measure a process that relays TCP without parsing it
+	UITab      bool
+	UIDuration time.Duration
+	UIRate     float64
+	Chromium   string
 	// InProcessUpstream runs the simulated RI inside the tool; by default it is its own process.
 	InProcessUpstream bool
 	ProfileDir        string    // when set, each roapproxy run writes a CPU profile here
@@ -73,6 +77,12 @@ type Cell struct {
 	// IOCallsPerRq counts the proxy's read and write system calls per request: where a proxy's
 	// CPU goes on a machine whose system calls are dear.
 	IOCallsPerRq float64 `json:"proxyIOCallsPerRequest,omitempty"`
+	// Round numbers a cell of a run with several rounds (from 1); on a merged cell, Rounds is how
+	// many were merged and the ranges are their lowest and highest values.
+	Round    int        `json:"round,omitempty"`
+	Rounds   int        `json:"rounds,omitempty"`
+	RPSRange [2]float64 `json:"rpsRange,omitzero"`
+	CPURange [2]float64 `json:"proxyCpuUsRange,omitzero"`
 }
 
 // Probe says whether the verifying proxy really verified.
@@ -129,12 +139,16 @@ type Report struct {
 	ResponseBytes int       `json:"responseBytes"`
 	Variants      int       `json:"variants"`
 	// UpstreamProcess says the simulated RI ran as its own process (the default).
-	UpstreamProcess bool      `json:"upstreamProcess"`
-	Bits            int       `json:"rsaBits"`
-	Probe           *Probe    `json:"verification,omitempty"`
-	Cells           []Cell    `json:"cells"`
-	Flows           *Cell     `json:"flows,omitempty"`
-	UI              *UIResult `json:"ui,omitempty"`
+	UpstreamProcess bool   `json:"upstreamProcess"`
+	Bits            int    `json:"rsaBits"`
+	Probe           *Probe `json:"verification,omitempty"`
+	// Cells holds one cell per path and load: with several rounds, the median of each figure.
+	Cells []Cell `json:"cells"`
+	// Rounds and RoundCells: every round's own cells, which the ratios pair up (see paired).
+	Rounds     int       `json:"rounds"`
+	RoundCells []Cell    `json:"roundCells,omitempty"`
+	Flows      *Cell     `json:"flows,omitempty"`
+	UI         *UIResult `json:"ui,omitempty"`
 	// Ratios against the direct baseline at concurrency 1 of the same run.
 	ThroughputRatioC1 float64 `json:"throughputRatioC1,omitempty"`
 	P50RatioC1        float64 `json:"p50RatioC1,omitempty"`
@@ -237,18 +251,21 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	maxConc := slices.Max(cfg.Concurrency)
-	// Direct baseline.
-	{
-		c := newClient(up.URL, pl, maxConc)
-		for _, conc := range cfg.Concurrency {
-			cell, err := measurer.closed(ctx, pathDirect, c, nil, conc)
-			if err != nil {
-				return nil, err
-			}
-			rep.Cells = append(rep.Cells, cell)
-		}
-		c.close()
+	// Every path is set up first, so that the rounds can take turns between them.
+	type target struct {
+		name string
+		c    *client
+		proc *proxyProc
 	}
+	targets := []target{{name: pathDirect, c: newClient(up.URL, pl, maxConc)}}
+	defer func() {
+		for _, t := range targets {
+			t.c.close()
+			if t.proc != nil {
+				t.proc.kill() // after a clean stop, this only waits
+			}
+		}
+	}()
 	type proxied struct {
 		name string
 		cfg  proxyConfig
@@ -276,19 +293,39 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := newClient(proc.Reverse, pl, maxConc)
-		for _, conc := range cfg.Concurrency {
-			cell, err := measurer.closed(ctx, name, c, proc, conc)
-			if err != nil {
-				proc.kill()
+		targets = append(targets, target{name: name, c: newClient(proc.Reverse, pl, maxConc), proc: proc})
+	}
+	rep.Rounds = max(cfg.Rounds, 1)
+	var raw []Cell
+	for r := range rep.Rounds {
+		if rep.Rounds > 1 {
+			cfg.logf("round %d of %d", r+1, rep.Rounds)
+		}
+		// Rotating the order gives each path each position in turn, so none always follows the
+		// same neighbour or always runs first.
+		for i := range targets {
+			t := targets[(i+r)%len(targets)]
+			for _, conc := range cfg.Concurrency {
+				cell, err := measurer.closed(ctx, t.name, t.c, t.proc, conc)
+				if err != nil {
+					return nil, err
+				}
+				cell.Round = r + 1
+				raw = append(raw, cell)
+			}
+		}
+	}
+	for _, t := range targets {
+		if t.proc != nil {
+			// Stopped cleanly, so that profiles are written.
+			if err := t.proc.stop(); err != nil {
 				return nil, err
 			}
-			rep.Cells = append(rep.Cells, cell)
 		}
-		c.close()
-		if err := proc.stop(); err != nil {
-			return nil, err
-		}
+	}
+	rep.Cells = mergeRounds(raw)
+	if rep.Rounds > 1 {
+		rep.RoundCells = raw
 	}
 
 	if cfg.Flows > 0 {
@@ -526,24 +563,15 @@ func (r *Report) floorRatios(find func(string, int) *Cell) {
 	for _, c := range r.Cells {
 		top = max(top, c.Concurrency)
 	}
-	relay, null := find(pathRelay, top), find(pathNull, top)
-	verify, noverify := find(pathVerify, top), find(pathNoVerify, top)
-	if verify == nil {
+	if find(pathVerify, top) == nil {
 		return
 	}
 	r.FloorConc = top
-	if relay != nil {
-		r.VerifyCPURelay = ratio(verify.CPUus, relay.CPUus)
-		if noverify != nil {
-			r.NoVerifyCPURelay = ratio(noverify.CPUus, relay.CPUus)
-		}
-		if null != nil {
-			r.NullCPURelay = ratio(null.CPUus, relay.CPUus)
-		}
-	}
-	if null != nil {
-		r.VerifyCPUNull = ratio(verify.CPUus, null.CPUus)
-	}
+	cpu := func(c Cell) float64 { return c.CPUus }
+	r.VerifyCPURelay = r.paired(pathVerify, top, pathRelay, top, cpu)
+	r.NoVerifyCPURelay = r.paired(pathNoVerify, top, pathRelay, top, cpu)
+	r.NullCPURelay = r.paired(pathNull, top, pathRelay, top, cpu)
+	r.VerifyCPUNull = r.paired(pathVerify, top, pathNull, top, cpu)
 }
 
 // summarize computes the ratios and checks the targets.
@@ -556,22 +584,16 @@ func (r *Report) summarize() {
 		}
 		return nil
 	}
-	direct, verify, noverify, null := find(pathDirect, 1), find(pathVerify, 1), find(pathNoVerify, 1), find(pathNull, 1)
-	if direct != nil && verify != nil {
-		r.ThroughputRatioC1 = ratio(verify.RPS, direct.RPS)
-		r.P50RatioC1 = ratio(verify.P50us, direct.P50us)
+	rps := func(c Cell) float64 { return c.RPS }
+	if find(pathDirect, 1) != nil && find(pathVerify, 1) != nil {
+		r.ThroughputRatioC1 = r.paired(pathVerify, 1, pathDirect, 1, rps)
+		r.P50RatioC1 = r.paired(pathVerify, 1, pathDirect, 1, func(c Cell) float64 { return c.P50us })
 		r.Targets = append(r.Targets, Target{Name: "throughput at concurrency 1, verifying ÷ direct", Want: "≥ 0.5",
 			Got: r.ThroughputRatioC1, Unit: "×", Met: r.ThroughputRatioC1 >= 0.5})
 	}
-	if direct != nil && noverify != nil {
-		r.NoVerifyRatioC1 = ratio(noverify.RPS, direct.RPS)
-	}
-	if direct != nil && null != nil {
-		r.NullRatioC1 = ratio(null.RPS, direct.RPS)
-	}
-	if relay := find(pathRelay, 1); direct != nil && relay != nil {
-		r.RelayRatioC1 = ratio(relay.RPS, direct.RPS)
-	}
+	r.NoVerifyRatioC1 = r.paired(pathNoVerify, 1, pathDirect, 1, rps)
+	r.NullRatioC1 = r.paired(pathNull, 1, pathDirect, 1, rps)
+	r.RelayRatioC1 = r.paired(pathRelay, 1, pathDirect, 1, rps)
 	r.floorRatios(find)
 	// CPU per request: the best-amortized cell (highest concurrency) is the proxy's steady
 	// cost; the concurrency-1 cell also carries idle wake-ups per request.

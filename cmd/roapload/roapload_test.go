@@ -239,13 +239,17 @@ func TestMeasureEndToEnd(t *testing.T) {
 	}
 	var log bytes.Buffer
 	rep, err := Measure(context.Background(), Config{
-		Concurrency: []int{4}, Requests: 200, Variants: 16, Bits: 2048, Probe: true, NullProxy: true, Relay: true, Log: &log,
+		Concurrency: []int{4}, Requests: 200, Rounds: 2, Variants: 16, Bits: 2048, Probe: true, NullProxy: true, Relay: true, Log: &log,
 	})
 	if err != nil {
 		t.Fatalf("Measure: %v\n%s", err, log.String())
 	}
-	if len(rep.Cells) != 5 {
-		t.Fatalf("%d cells, want 5", len(rep.Cells))
+	if len(rep.Cells) != 5 || len(rep.RoundCells) != 10 || rep.Rounds != 2 {
+		t.Fatalf("%d cells from %d round cells in %d rounds, want 5 from 10 in 2", len(rep.Cells), len(rep.RoundCells), rep.Rounds)
+	}
+	// The rounds rotate the order: the path measured first differs between them.
+	if rep.RoundCells[0].Path == rep.RoundCells[5].Path || rep.RoundCells[0].Round != 1 || rep.RoundCells[5].Round != 2 {
+		t.Errorf("round order: %s (round %d) then %s (round %d)", rep.RoundCells[0].Path, rep.RoundCells[0].Round, rep.RoundCells[5].Path, rep.RoundCells[5].Round)
 	}
 	paths := map[string]bool{}
 	for _, c := range rep.Cells {
@@ -253,7 +257,8 @@ func TestMeasureEndToEnd(t *testing.T) {
 		if c.Errors != 0 {
 			t.Errorf("%s: %d errors, first: %s", c.Path, c.Errors, c.FirstError)
 		}
-		if c.Requests != 200 || c.RPS <= 0 || c.P50us <= 0 || c.P99us < c.P50us {
+		if c.Requests != 400 || c.Rounds != 2 || c.RPS <= 0 || c.P50us <= 0 || c.P99us < c.P50us ||
+			c.RPSRange[0] > c.RPS || c.RPS > c.RPSRange[1] || (c.Proxied && (c.CPURange[0] > c.CPUus || c.CPUus > c.CPURange[1])) {
 			t.Errorf("%s: implausible %+v", c.Path, c)
 		}
 		if c.Proxied != (c.Path != pathDirect) {
@@ -293,8 +298,8 @@ func TestMeasureEndToEnd(t *testing.T) {
 			rep.FloorConc, rep.VerifyCPURelay, rep.VerifyCPUNull, rep.NoVerifyCPURelay)
 	}
 	md := renderMarkdown(rep, []string{"--requests", "200"})
-	for _, want := range []string{"| path | conc. |", "| direct | 4 | 200 |", "proxy I/O calls/req", "proxy CPU per request", "request errors in all cells | 0 | 0 | yes",
-		"| TCP relay (floor) | 4 | 200 |", "against the TCP relay: verifying "} {
+	for _, want := range []string{"| path | conc. |", "| direct | 4 | 400 |", "measured 2 times", "proxy I/O calls/req", "proxy CPU per request", "request errors in all cells | 0 | 0 | yes",
+		"| TCP relay (floor) | 4 | 400 |", "against the TCP relay: verifying "} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
@@ -327,5 +332,44 @@ func TestPairsFileRoundTrip(t *testing.T) {
 	}
 	if _, err := readPairs(path); err == nil {
 		t.Error("a truncated pairs file was accepted")
+	}
+}
+
+func TestMergeRoundsAndPairedRatios(t *testing.T) {
+	cell := func(path string, round int, rps, cpu float64) Cell {
+		return Cell{Path: path, Concurrency: 1, Round: round, Requests: 10, RPS: rps, P50us: 1e6 / rps, P99us: 2e6 / rps,
+			Proxied: path != pathDirect, CPUus: cpu, RSSMB: float64(round)}
+	}
+	// Round 2 is a slow minute for both paths: their ratio holds, though the rates do not.
+	raw := []Cell{
+		cell(pathDirect, 1, 1000, 0), cell(pathVerify, 1, 500, 150),
+		cell(pathVerify, 2, 250, 300), cell(pathDirect, 2, 500, 0),
+		cell(pathDirect, 3, 1100, 0), cell(pathVerify, 3, 540, 140),
+	}
+	cells := mergeRounds(raw)
+	if len(cells) != 2 || cells[0].Path != pathDirect || cells[1].Path != pathVerify {
+		t.Fatalf("merged %+v", cells)
+	}
+	v := cells[1]
+	if v.Rounds != 3 || v.Requests != 30 || v.RPS != 500 || v.RPSRange != [2]float64{250, 540} ||
+		v.CPUus != 150 || v.CPURange != [2]float64{140, 300} || v.RSSMB != 3 || v.Round != 0 {
+		t.Errorf("merged verifying cell %+v", v)
+	}
+	rep := &Report{Cells: cells, RoundCells: raw, Rounds: 3}
+	rps := func(c Cell) float64 { return c.RPS }
+	// Per round: 0.5, 0.5, 0.49; the ratio of the medians would be 500/1000 = 0.5 too, but the
+	// pairing is what keeps a slow round from mixing with a fast one.
+	if got := rep.paired(pathVerify, 1, pathDirect, 1, rps); got != 0.5 {
+		t.Errorf("paired ratio %v, want 0.5", got)
+	}
+	if got := rep.paired(pathRelay, 1, pathDirect, 1, rps); got != 0 {
+		t.Errorf("ratio with a missing path %v, want 0", got)
+	}
+	one := &Report{Cells: mergeRounds(raw[:2]), Rounds: 1}
+	if got := one.paired(pathVerify, 1, pathDirect, 1, rps); got != 0.5 || one.Cells[1].Rounds != 0 {
+		t.Errorf("single round: ratio %v, cell %+v", got, one.Cells[1])
+	}
+	if median([]float64{3, 1, 2, 10}) != 2.5 || median(nil) != 0 {
+		t.Error("median")
 	}
 }
