@@ -31,7 +31,7 @@ type room struct {
 // this map together only after thinking about that.
 var rooms = map[string]room{
 	"decode":    {external: []string{"github.com/beevik/etree", "github.com/russellhaering/goxmldsig"}},
-	"verify":    {internal: []string{"decode"}, external: []string{"golang.org/x/crypto/ocsp", "filippo.io/bigmod"}},
+	"verify":    {internal: []string{"decode"}, external: []string{"golang.org/x/crypto/ocsp", "golang.org/x/sys/cpu"}},
 	"sim":       {internal: []string{"decode"}, external: []string{"golang.org/x/crypto"}},
 	"rules":     {internal: []string{"decode", "verify"}},
 	"captures":  {internal: []string{"decode", "verify"}},
