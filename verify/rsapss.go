@@ -125,20 +125,16 @@ func verifyPSS20(pub *rsa.PublicKey, digest, sig []byte) error {
 	return nil
 }
 
-// mgf1XORSHA1 XORs out with MGF1-SHA-1(seed) (RFC 8017 §B.2.1).
+// mgf1XORSHA1 XORs out with MGF1-SHA-1(seed) (RFC 8017 §B.2.1). The seed and counter are hashed
+// from one buffer with sha1.Sum, without a hash.Hash: a 2048-bit mask is twelve of these.
 func mgf1XORSHA1(out, seed []byte) {
-	var counter [4]byte
-	var digest [sha1.Size]byte
-	h := sha1.New()
+	var stack [64]byte
+	in := append(stack[:0], seed...)
+	in = append(in, 0, 0, 0, 0)
+	counter := in[len(seed):]
 	for done := 0; done < len(out); {
-		h.Reset()
-		h.Write(seed)
-		h.Write(counter[:])
-		h.Sum(digest[:0])
-		for i := 0; i < len(digest) && done < len(out); i++ {
-			out[done] ^= digest[i]
-			done++
-		}
+		digest := sha1.Sum(in)
+		done += subtle.XORBytes(out[done:], out[done:], digest[:])
 		for i := 3; i >= 0; i-- {
 			if counter[i]++; counter[i] != 0 {
 				break

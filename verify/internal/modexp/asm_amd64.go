@@ -25,7 +25,7 @@ func montReduceADX(t, m *uint64, n int, m0inv uint64) (carry uint64)
 func addMulRow16(z, x *uint64, y uint64) (carry uint64)
 
 //go:noescape
-func sqrTriangle16(t, a *uint64)
+func square16(t, a *uint64)
 
 //go:noescape
 func montReduce16(t, m *uint64, m0inv uint64) (carry uint64)
@@ -34,7 +34,7 @@ func montReduce16(t, m *uint64, m0inv uint64) (carry uint64)
 func addMulRow32(z, x *uint64, y uint64) (carry uint64)
 
 //go:noescape
-func sqrTriangle32(t, a *uint64)
+func square32(t, a *uint64)
 
 //go:noescape
 func montReduce32(t, m *uint64, m0inv uint64) (carry uint64)
@@ -54,20 +54,21 @@ func addMulRow(z, x []uint64, y uint64) uint64 {
 	return addMulRowADX(&z[0], &x[0], n, y)
 }
 
-func sqrTriangle(t, a []uint64) {
+func square(t, a []uint64) {
 	n := len(a)
 	if !useASM || n == 0 {
-		sqrTriangleGo(t, a)
+		squareGo(t, a)
 		return
 	}
 	_ = t[2*n-1]
 	switch n {
 	case 16:
-		sqrTriangle16(&t[0], &a[0])
+		square16(&t[0], &a[0])
 	case 32:
-		sqrTriangle32(&t[0], &a[0])
+		square32(&t[0], &a[0])
 	default:
 		sqrTriangleADX(&t[0], &a[0], n)
+		doubleAddSquares(t, a)
 	}
 }
 

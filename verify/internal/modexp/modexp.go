@@ -149,22 +149,10 @@ func (M *Modulus) mul(z, a, b, t []uint64) {
 	M.final(z, t[n:], c)
 }
 
-// sqr sets z = a²·R⁻¹ mod m: the products of distinct words once, doubled, plus the squares of
-// the words, then the reduction.
+// sqr sets z = a²·R⁻¹ mod m.
 func (M *Modulus) sqr(z, a, t []uint64) {
-	n := len(M.m)
 	clear(t)
-	sqrTriangle(t, a)
-	var shifted, c uint64
-	for i := range n {
-		hi, lo := bits.Mul64(a[i], a[i])
-		t0, t1 := t[2*i], t[2*i+1]
-		d0 := t0<<1 | shifted
-		d1 := t1<<1 | t0>>63
-		shifted = t1 >> 63
-		t[2*i], c = bits.Add64(d0, lo, c)
-		t[2*i+1], c = bits.Add64(d1, hi, c)
-	}
+	square(t, a)
 	M.reduce(z, t)
 }
 
@@ -191,11 +179,32 @@ func addMulRowGo(z, x []uint64, y uint64) (carry uint64) {
 	return carry
 }
 
-// sqrTriangleGo adds the products a[i]·a[j], i < j, into t (2·len(a) words, zero on entry).
+// squareGo sets t (2·len(a) words, zero on entry) to a²: the products of distinct words once,
+// doubled, plus the squares of the words, about half the word products of a multiplication.
+func squareGo(t, a []uint64) {
+	sqrTriangleGo(t, a)
+	doubleAddSquares(t, a)
+}
+
+// sqrTriangleGo adds the products a[i]·a[j], i < j, into t.
 func sqrTriangleGo(t, a []uint64) {
 	n := len(a)
 	for i := 0; i < n-1; i++ {
 		t[i+n] = addMulRowGo(t[2*i+1:i+n], a[i+1:], a[i])
+	}
+}
+
+// doubleAddSquares sets t = 2·t + Σ a[i]²·2^(128·i).
+func doubleAddSquares(t, a []uint64) {
+	var shifted, c uint64
+	for i := range a {
+		hi, lo := bits.Mul64(a[i], a[i])
+		t0, t1 := t[2*i], t[2*i+1]
+		d0 := t0<<1 | shifted
+		d1 := t1<<1 | t0>>63
+		shifted = t1 >> 63
+		t[2*i], c = bits.Add64(d0, lo, c)
+		t[2*i+1], c = bits.Add64(d1, hi, c)
 	}
 }
 

@@ -124,10 +124,11 @@ func TestWordLoopsAgree(t *testing.T) {
 			}
 
 			t1, t2 := make([]uint64, 2*n), make([]uint64, 2*n)
-			sqrTriangle(t1, x)
-			sqrTriangleGo(t2, x)
-			if !equal(t1, t2) {
-				t.Fatalf("sqrTriangle, %d words, ones=%v", n, ones)
+			square(t1, x)
+			squareGo(t2, x)
+			xb := new(big.Int).SetBits(toBig(x))
+			if !equal(t1, t2) || new(big.Int).SetBits(toBig(t1)).Cmp(new(big.Int).Mul(xb, xb)) != 0 {
+				t.Fatalf("square, %d words, ones=%v", n, ones)
 			}
 
 			m := make([]uint64, n)
@@ -151,6 +152,15 @@ func TestWordLoopsAgree(t *testing.T) {
 			}
 		}
 	}
+}
+
+// toBig converts little-endian words for math/big (64-bit words on the platforms tested).
+func toBig(v []uint64) []big.Word {
+	w := make([]big.Word, len(v))
+	for i, x := range v {
+		w[i] = big.Word(x)
+	}
+	return w
 }
 
 func equal(a, b []uint64) bool {

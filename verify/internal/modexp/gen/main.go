@@ -67,8 +67,8 @@ func generate() []byte {
 		p("\tRET")
 
 		p("")
-		p("// func sqrTriangle%d(t, a *uint64)", n)
-		p("TEXT ·sqrTriangle%d(SB), NOSPLIT, $0-16", n)
+		p("// func square%d(t, a *uint64)", n)
+		p("TEXT ·square%d(SB), NOSPLIT, $0-16", n)
 		p("\tMOVQ t+0(FP), DI")
 		p("\tMOVQ a+8(FP), SI")
 		p("\tXORQ R11, R11")
@@ -77,6 +77,23 @@ func generate() []byte {
 			p("\tMOVQ %d(SI), DX", 8*i)
 			c := row(8*(2*i+1), 8*(i+1), n-1-i)
 			p("\tMOVQ  %s, %d(DI)", c, 8*(i+n))
+		}
+		// Double the products of distinct words (CF carries the bit shifted out of each word
+		// into the next) and add the squares of the words (on OF). a² < R², so neither chain
+		// carries out of the top word.
+		p("\t// t = 2·t + the squares of a's words")
+		p("\tXORQ AX, AX")
+		for i := range n {
+			p("\tMOVQ  %d(SI), DX", 8*i)
+			p("\tMULXQ DX, AX, R8")
+			p("\tMOVQ  %d(DI), R9", 16*i)
+			p("\tADCXQ R9, R9")
+			p("\tADOXQ AX, R9")
+			p("\tMOVQ  R9, %d(DI)", 16*i)
+			p("\tMOVQ  %d(DI), R10", 16*i+8)
+			p("\tADCXQ R10, R10")
+			p("\tADOXQ R8, R10")
+			p("\tMOVQ  R10, %d(DI)", 16*i+8)
 		}
 		p("\tRET")
 
