@@ -313,8 +313,8 @@ func lighten(m *decode.Message, top bool) {
 	// of a loaded proxy).
 	n := 0
 	eachString(m, func(s *string) { n += len(*s) })
-	for k, v := range m.IDs {
-		n += len(k) + len(v)
+	for _, v := range m.IDs {
+		n += len(v)
 	}
 	buf := make([]byte, 0, n)
 	keep := func(s string) string {
@@ -326,11 +326,11 @@ func lighten(m *decode.Message, top bool) {
 		return unsafe.String(&buf[at], len(s))
 	}
 	eachString(m, func(s *string) { *s = keep(*s) })
-	ids := make(map[string]string, len(m.IDs))
+	// The keys are decode's constants (see its setID), so only the values need copying, and
+	// the map is kept rather than rebuilt.
 	for k, v := range m.IDs {
-		ids[keep(k)] = keep(v)
+		m.IDs[k] = keep(v)
 	}
-	m.IDs = ids
 	for _, nm := range m.Nested {
 		lighten(nm, false)
 	}

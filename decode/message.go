@@ -195,6 +195,9 @@ func (m *Message) ID(key string) string {
 	return m.IDs[key]
 }
 
+// setID records an identifying value. key must be a constant of this package, never text from
+// a message: stored messages keep the keys as they are and copy only the values out of the parse
+// tree (captures.Lighten).
 func (m *Message) setID(key, v string) {
 	if v == "" {
 		return
