@@ -81,7 +81,18 @@ func readHead(r *bufio.Reader, buf []byte, isRequest bool) (*head, []byte, error
 		lines = append(lines, [2]int{start, len(buf)})
 	}
 	h := &head{header: make(http.Header, len(lines)-1), start: buf[lines[0][0]:lines[0][1]], fields: make([]field, 0, len(lines)-1)}
-	if err := h.parseStart(trimEOL(buf[lines[0][0]:lines[0][1]]), isRequest); err != nil {
+	// The head's strings (start-line parts, names that are already canonical, values) are all
+	// cut from one copy of it rather than allocated one by one: a head is a dozen of them, kept
+	// with the flow.
+	text := string(buf)
+	str := func(b []byte) string {
+		if len(b) == 0 {
+			return ""
+		}
+		off := cap(buf) - cap(b) // b is a subslice of buf: slicing and trimming keep its end
+		return text[off : off+len(b)]
+	}
+	if err := h.parseStart(trimEOL(buf[lines[0][0]:lines[0][1]]), isRequest, str); err != nil {
 		return nil, buf, err
 	}
 	vals := make([]string, len(lines)-1)
@@ -92,7 +103,7 @@ func readHead(r *bufio.Reader, buf []byte, isRequest bool) (*head, []byte, error
 		if colon <= 0 || !validFieldName(line[:colon]) {
 			return nil, buf, fmt.Errorf("%w: header line %q", errMalformed, shortBytes(line))
 		}
-		name := textproto.CanonicalMIMEHeaderKey(string(line[:colon]))
+		name := textproto.CanonicalMIMEHeaderKey(str(line[:colon]))
 		value := bytes.Trim(line[colon+1:], " \t")
 		// obs-fold (RFC 9112 §5.2): continuation lines belong to this field. A request with
 		// them must be refused; a response's are joined with spaces, once.
@@ -100,7 +111,7 @@ func readHead(r *bufio.Reader, buf []byte, isRequest bool) (*head, []byte, error
 		for end+1 < len(lines) && isFold(buf[lines[end+1][0]]) {
 			end++
 		}
-		v := string(value)
+		v := str(value)
 		if end > i {
 			if isRequest {
 				return nil, buf, fmt.Errorf("%w: folded header line", errMalformed)
@@ -126,14 +137,14 @@ func readHead(r *bufio.Reader, buf []byte, isRequest bool) (*head, []byte, error
 	return h, buf, nil
 }
 
-func (h *head) parseStart(line []byte, isRequest bool) error {
+func (h *head) parseStart(line []byte, isRequest bool, str func([]byte) string) error {
 	a, rest, ok1 := bytes.Cut(line, []byte{' '})
 	b, c, ok2 := bytes.Cut(rest, []byte{' '})
 	if isRequest {
 		if !ok1 || !ok2 || len(a) == 0 || len(b) == 0 || !validFieldName(a) {
 			return fmt.Errorf("%w: request line %q", errMalformed, shortBytes(line))
 		}
-		h.method, h.target, h.proto = string(a), string(b), string(c)
+		h.method, h.target, h.proto = str(a), str(b), str(c)
 	} else {
 		if !ok1 || len(b) != 3 {
 			return fmt.Errorf("%w: status line %q", errMalformed, shortBytes(line))
@@ -142,7 +153,7 @@ func (h *head) parseStart(line []byte, isRequest bool) error {
 		if err != nil || st < 100 || st > 999 {
 			return fmt.Errorf("%w: status line %q", errMalformed, shortBytes(line))
 		}
-		h.proto, h.status, h.reason = string(a), st, string(c)
+		h.proto, h.status, h.reason = str(a), st, str(c)
 	}
 	if h.proto != "HTTP/1.1" && h.proto != "HTTP/1.0" {
 		return fmt.Errorf("%w: version %q", errUnsupportedVersion, shortBytes([]byte(h.proto)))
