@@ -217,3 +217,25 @@ func BenchmarkProxyRORSA(b *testing.B) {
 	b.StopTimer()
 	reportCPU(b, cpu0, cpuOK)
 }
+
+// The RI chain's issuing CA has no OCSP status in these exchanges: every response says so, with
+// the CA's name, the first time and when the text comes from the verifier's memory.
+func TestOCSPCoverageNamesTheCertificate(t *testing.T) {
+	set := roExchanges(t)
+	dec := decode.NewDecoder(decode.DefaultLimits)
+	v := newVerifier(set.pki)
+	ca := set.pki.RIs[0].Chain[1]
+	want := "no OCSP response covers RI chain certificate " + strconv.Quote(ca.Subject.CommonName) + " (devices check only the leaf)"
+	for i, x := range set.exchanges[:3] {
+		_, resp := proxyExchange(dec, v, x, "cov"+strconv.Itoa(i), t0.Add(time.Minute))
+		var got []decode.Finding
+		for _, f := range resp.Findings {
+			if f.Rule == RuleOCSPCoverage.ID {
+				got = append(got, f)
+			}
+		}
+		if len(got) != 1 || got[0].Message != want || got[0].Severity != decode.SevInfo || got[0].Path != "/roResponse/ocspResponse" || got[0].Ref != RuleOCSPCoverage.Ref {
+			t.Fatalf("exchange %d: coverage findings %+v, want one saying %q", i, got, want)
+		}
+	}
+}

@@ -505,11 +505,29 @@ func (v *Verifier) judgeOCSP(in ocspInput) *ocspVerdict {
 	}
 	for i := 1; i < last && i < len(in.chain)-1; i++ {
 		if !covered[i] {
-			out.findings = append(out.findings, RuleOCSPCoverage.At(in.blobs[0].Path, "no OCSP response covers RI chain certificate %s (devices check only the leaf)", certName(in.chain[i])))
+			r := RuleOCSPCoverage
+			out.findings = append(out.findings, decode.Finding{Rule: r.ID, Severity: r.Severity, Ref: r.Ref, Path: in.blobs[0].Path, Message: v.coverageGap(in.chain[i])})
 		}
 	}
 	out.leafGood = leafOK
 	return out
+}
+
+// coverageGap is the OCSP-COVERAGE message for c. RIs rarely send a status for their
+// intermediates, so every response of a chain says it: the text is built once per certificate
+// (decode hands out the same certificate for the same bytes).
+func (v *Verifier) coverageGap(c *x509.Certificate) string {
+	v.cacheMu.Lock()
+	s, ok := v.gapTexts.get(c)
+	v.cacheMu.Unlock()
+	if ok {
+		return s
+	}
+	s = fmt.Sprintf("no OCSP response covers RI chain certificate %s (devices check only the leaf)", certName(c))
+	v.cacheMu.Lock()
+	v.gapTexts.put(c, s)
+	v.cacheMu.Unlock()
+	return s
 }
 
 // judgeResponder checks who signed p and whether it may speak for issuer's certificates.

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"crypto/x509"
 	"fmt"
 	"hash/maphash"
 	"slices"
@@ -36,7 +37,8 @@ type Verifier struct {
 	seed          maphash.Seed
 	sigs          *bounded[uint64, *sigMemo] // signature checks of certificates and OCSP responses
 	ocspParsed    *bounded[uint64, ocspCacheEntry]
-	certHashMemos *bounded[uint64, *certHashMemo] // OCSP CertID hashes of issuers and responders
+	certHashMemos *bounded[uint64, *certHashMemo]     // OCSP CertID hashes of issuers and responders
+	gapTexts      *bounded[*x509.Certificate, string] // OCSP-COVERAGE messages, by certificate
 }
 
 // New returns a Verifier using trust (nil: an empty Trust, which still learns certificates).
@@ -64,6 +66,7 @@ func New(trust *Trust, o Options) *Verifier {
 		sigs:          newBounded[uint64, *sigMemo](2048, true),
 		ocspParsed:    newBounded[uint64, ocspCacheEntry](512, true),
 		certHashMemos: newBounded[uint64, *certHashMemo](512, true),
+		gapTexts:      newBounded[*x509.Certificate, string](256, true),
 	}
 }
 
