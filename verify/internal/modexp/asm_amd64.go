@@ -31,6 +31,9 @@ func square16(t, a *uint64)
 func montReduce16(t, m *uint64, m0inv uint64) (carry uint64)
 
 //go:noescape
+func montMul16(t, a, b, m *uint64, m0inv uint64) (carry uint64)
+
+//go:noescape
 func addMulRow32(z, x *uint64, y uint64) (carry uint64)
 
 //go:noescape
@@ -38,6 +41,9 @@ func square32(t, a *uint64)
 
 //go:noescape
 func montReduce32(t, m *uint64, m0inv uint64) (carry uint64)
+
+//go:noescape
+func montMul32(t, a, b, m *uint64, m0inv uint64) (carry uint64)
 
 func addMulRow(z, x []uint64, y uint64) uint64 {
 	n := len(z)
@@ -85,4 +91,21 @@ func montReduce(t, m []uint64, m0inv uint64) uint64 {
 		return montReduce32(&t[0], &m[0], m0inv)
 	}
 	return montReduceADX(&t[0], &m[0], n, m0inv)
+}
+
+// montMulRows does mul's rows into t (2n words, zero on entry) and returns the carry bit, or
+// reports false where there is no straight-line code for the size.
+func montMulRows(t, a, b, m []uint64, m0inv uint64) (uint64, bool) {
+	if !useASM {
+		return 0, false
+	}
+	switch n := len(m); n {
+	case 16, 32:
+		_, _, _ = t[2*n-1], a[n-1], b[n-1]
+		if n == 16 {
+			return montMul16(&t[0], &a[0], &b[0], &m[0], m0inv), true
+		}
+		return montMul32(&t[0], &a[0], &b[0], &m[0], m0inv), true
+	}
+	return 0, false
 }

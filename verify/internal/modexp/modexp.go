@@ -140,6 +140,10 @@ func (M *Modulus) final(z, r []uint64, c uint64) {
 func (M *Modulus) mul(z, a, b, t []uint64) {
 	n := len(M.m)
 	clear(t)
+	if c, ok := montMulRows(t, a, b, M.m, M.m0inv); ok {
+		M.final(z, t[n:], c)
+		return
+	}
 	var c uint64
 	for i := range n {
 		c1 := addMulRow(t[i:i+n], a, b[i])

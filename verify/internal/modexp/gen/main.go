@@ -34,9 +34,9 @@ func generate() []byte {
 	p("#include \"textflag.h\"")
 	p("")
 	p("// See rows_amd64.s for the two carry chains. Here z is at DI, x at SI, y in DX, R11 is zero.")
-	// row writes z[zoff/8 : zoff/8+l] += x[xoff/8 : xoff/8+l]·y, starting from a zero carry, and
-	// returns the register that holds the carry out.
-	row := func(zoff, xoff, l int) string {
+	// rowFrom writes z[zoff/8 : zoff/8+l] += x[xoff/8 : xoff/8+l]·y with x at register xreg,
+	// starting from a zero carry, and returns the register that holds the carry out.
+	rowFrom := func(xreg string, zoff, xoff, l int) string {
 		p("\tXORQ  BX, BX") // the carry in, and both carry flags cleared
 		prev := "BX"
 		for j := range l {
@@ -44,7 +44,7 @@ func generate() []byte {
 			if j%2 == 1 {
 				hi = "BX"
 			}
-			p("\tMULXQ %d(SI), AX, %s", xoff+8*j, hi)
+			p("\tMULXQ %d(%s), AX, %s", xoff+8*j, xreg, hi)
 			p("\tADCXQ %s, AX", prev)
 			p("\tADOXQ %d(DI), AX", zoff+8*j)
 			p("\tMOVQ  AX, %d(DI)", zoff+8*j)
@@ -54,6 +54,7 @@ func generate() []byte {
 		p("\tADOXQ R11, %s", prev)
 		return prev
 	}
+	row := func(zoff, xoff, l int) string { return rowFrom("SI", zoff, xoff, l) }
 	for _, n := range sizes {
 		p("")
 		p("// func addMulRow%d(z, x *uint64, y uint64) (carry uint64)", n)
@@ -95,6 +96,39 @@ func generate() []byte {
 			p("\tADOXQ R8, R10")
 			p("\tMOVQ  R10, %d(DI)", 16*i+8)
 		}
+		p("\tRET")
+
+		p("")
+		p("// func montMul%d(t, a, b, m *uint64, m0inv uint64) (carry uint64)", n)
+		p("TEXT ·montMul%d(SB), NOSPLIT, $0-48", n)
+		p("\tMOVQ t+0(FP), DI")
+		p("\tMOVQ a+8(FP), SI")
+		p("\tMOVQ b+16(FP), R9")
+		p("\tMOVQ m+24(FP), R10")
+		p("\tMOVQ m0inv+32(FP), R12")
+		p("\tXORQ R11, R11")
+		p("\tXORQ R13, R13 // the carry bit between rows")
+		p("\tMOVQ $%d, R14", n)
+		p("mul%d:", n)
+		p("\tMOVQ (R9), DX // b[i]")
+		c1 := row(0, 0, n)
+		p("\tMOVQ %s, CX", c1)
+		p("\tMOVQ (DI), DX")
+		p("\tIMULQ R12, DX // y = t[i]·m0inv")
+		c2 := rowFrom("R10", 0, 0, n)
+		p("\t// t[i+n] = both rows' carries plus the carry bit; its own carry goes to the next row")
+		p("\tXORQ AX, AX")
+		p("\tADDQ %s, CX", c2)
+		p("\tADCQ $0, AX")
+		p("\tADDQ R13, CX")
+		p("\tADCQ $0, AX")
+		p("\tMOVQ CX, %d(DI)", 8*n)
+		p("\tMOVQ AX, R13")
+		p("\tADDQ $8, DI")
+		p("\tADDQ $8, R9")
+		p("\tDECQ R14")
+		p("\tJNZ  mul%d", n)
+		p("\tMOVQ R13, carry+40(FP)")
 		p("\tRET")
 
 		p("")
