@@ -162,11 +162,13 @@ func (p *Pipeline) submit(j *job, wake bool) {
 }
 
 // takeOverAt is the queue length at which a judge on a lower CPU priority counts as starved:
-// 85 exchanges, about 15 ms of traffic at the rate two cores verify. At concurrency 1 the queue
-// never gets near it. Under saturation it bounds the decoded trees waiting for the judge, which
-// the collector marks on every cycle: at 1,024 steps a verifying proxy took 1.05x the CPU per
-// request (eight interleaved pairs of roapload runs, 7 in favour of 256, one even).
-const takeOverAt = analysisQueue / 16
+// 21 exchanges, about 4 ms of traffic at the rate two cores verify. At concurrency 1 the queue
+// never gets near it. Under saturation it bounds the decoded trees waiting for the judge, whose
+// arenas the collector marks on every cycle (12 MB of the live heap at 256 steps): at 1,024
+// steps a verifying proxy took 1.05x the CPU per request of 256 (eight interleaved pairs of
+// roapload runs), and 256 took 1.07x that of 64 (four pairs of three-round runs, all four in
+// favour of 64, as ratios to the TCP relay of each run).
+const takeOverAt = analysisQueue / 64
 
 // behind wakes the analyser and, when the judge runs at a lower priority, has a goroutine at
 // the process's own priority take the judging over until the queue is empty. A niced
