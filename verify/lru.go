@@ -1,6 +1,9 @@
 package verify
 
-import "container/list"
+import (
+	"container/list"
+	"sync"
+)
 
 // bounded is a map with a capacity: adding beyond it evicts the entry written (or, when touch is
 // set, used) longest ago. Every piece of state the verifier keeps about traffic lives in one, so
@@ -67,4 +70,21 @@ func (b *bounded[K, V]) each(fn func(k K, v V) bool) {
 			return
 		}
 	}
+}
+
+// remember returns b's value for k, computing it with f and keeping it when b has none. mu
+// guards b; f runs without it, so two callers may both compute a missing value, which is fine for
+// the pure functions memoized this way.
+func remember[K comparable, V any](mu *sync.Mutex, b *bounded[K, V], k K, f func() V) V {
+	mu.Lock()
+	v, ok := b.get(k)
+	mu.Unlock()
+	if ok {
+		return v
+	}
+	v = f()
+	mu.Lock()
+	b.put(k, v)
+	mu.Unlock()
+	return v
 }

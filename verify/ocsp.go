@@ -517,17 +517,9 @@ func (v *Verifier) judgeOCSP(in ocspInput) *ocspVerdict {
 // intermediates, so every response of a chain says it: the text is built once per certificate
 // (decode hands out the same certificate for the same bytes).
 func (v *Verifier) coverageGap(c *x509.Certificate) string {
-	v.cacheMu.Lock()
-	s, ok := v.gapTexts.get(c)
-	v.cacheMu.Unlock()
-	if ok {
-		return s
-	}
-	s = fmt.Sprintf("no OCSP response covers RI chain certificate %s (devices check only the leaf)", certName(c))
-	v.cacheMu.Lock()
-	v.gapTexts.put(c, s)
-	v.cacheMu.Unlock()
-	return s
+	return remember(&v.cacheMu, v.gapTexts, c, func() string {
+		return fmt.Sprintf("no OCSP response covers RI chain certificate %s (devices check only the leaf)", certName(c))
+	})
 }
 
 // judgeResponder checks who signed p and whether it may speak for issuer's certificates.

@@ -90,17 +90,7 @@ func KeyID(c *x509.Certificate) string {
 // identifier the message names and learned under its leaf's. A parsed certificate is never
 // modified and the memo holds it, so the pointer cannot come to name another certificate.
 func (t *Trust) keyID(c *x509.Certificate) string {
-	t.idMu.Lock()
-	id, ok := t.ids.get(c)
-	t.idMu.Unlock()
-	if ok {
-		return id
-	}
-	id = KeyID(c)
-	t.idMu.Lock()
-	t.ids.put(c, id)
-	t.idMu.Unlock()
-	return id
+	return remember(&t.idMu, t.ids, c, func() string { return KeyID(c) })
 }
 
 // LoadTrust reads certificates from PEM (or single DER) files and from directories (their
