@@ -301,8 +301,8 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		if rep.Rounds > 1 {
 			cfg.logf("round %d of %d", r+1, rep.Rounds)
 		}
-		// Rotating the order gives each path each position in turn, so none always follows the
-		// same neighbour or always runs first.
+		// Rotating the order gives each path each position in turn, so that none is always the
+		// first measured or the last.
 		for i := range targets {
 			t := targets[(i+r)%len(targets)]
 			for _, conc := range cfg.Concurrency {
