@@ -35,6 +35,29 @@ func newClient(target string, pl *payload, conns int) *client {
 
 func (c *client) close() { c.hc.CloseIdleConnections() }
 
+// connect returns a client of target that has sent the prelude.
+func connect(ctx context.Context, target string, pl *payload, conns int) (*client, error) {
+	c := newClient(target, pl, conns)
+	if err := c.prime(ctx); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// prime sends the payload's prelude, if it has one, before any measured load: a verifying
+// proxy learns the RI chain from it, as it would from a registration.
+func (c *client) prime(ctx context.Context) error {
+	if c.pl.prelude == nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := c.do(ctx, *c.pl.prelude, &buf); err != nil {
+		return fmt.Errorf("prelude exchange: %w", err)
+	}
+	return nil
+}
+
 // do sends one exchange and checks that the answer is the upstream's response, byte for byte.
 func (c *client) do(ctx context.Context, x exchange, buf *bytes.Buffer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(x.req))

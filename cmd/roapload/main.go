@@ -59,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "measure every path and concurrency this many times, the paths in a rotating order, and report medians (ratios: the median of each round's ratio)")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before each cell")
 	fs.IntVar(&cfg.Variants, "variants", 256, "distinct signed exchanges (each with its own nonce) cycled through")
+	fs.StringVar(&cfg.Exchange, "exchange", ShapeTypical, "exchange `shape`: "+ShapeTypical+" (after registration: the device names the RI key with PeerKeyIdentifier, so the response has no RI chain; the CA signs OCSP; ~3.7 KB up, ~4.6 KB down) or "+ShapeFull+" (first contact: RI chain and a delegated responder's OCSP response with its certificates; ~3.4 KB up, ~9.4 KB down)")
 	fs.IntVar(&cfg.Bits, "bits", 2048, "RSA key size of the test PKI")
 	fs.IntVar(&cfg.Flows, "flows", 0, "RSS check: send this many requests through the verifying proxy at concurrency 32 (e.g. 100000; 0 skips)")
 	fs.BoolVar(&cfg.Relay, "relay", true, "also measure a process that relays TCP through a buffer without parsing it: the least any process that reads the traffic pays")
@@ -160,8 +161,8 @@ func renderMarkdown(r *Report, args []string) string {
 	if r.Commit != "" {
 		commit = ", commit " + r.Commit
 	}
-	fmt.Fprintf(&b, "`%s` — %s%s, %d CPUs (%s), %s; request %d B, response %d B, %d variants, RSA-%d; clock ticks %d/s%s; run took %.0f s.\n\n",
-		cmd, r.Started.Format("2006-01-02 15:04 UTC"), commit, r.CPUs, r.CPUModel, r.GoVersion, r.RequestBytes, r.ResponseBytes,
+	fmt.Fprintf(&b, "`%s` — %s%s, %d CPUs (%s), %s; %s exchange: request %d B, response %d B, %d variants, RSA-%d; clock ticks %d/s%s; run took %.0f s.\n\n",
+		cmd, r.Started.Format("2006-01-02 15:04 UTC"), commit, r.CPUs, r.CPUModel, r.GoVersion, r.Exchange, r.RequestBytes, r.ResponseBytes,
 		r.Variants, r.Bits, r.ClockTicks, map[bool]string{true: " (guessed)", false: ""}[r.ClockGuessed], r.Elapsed)
 	if r.UpstreamProcess {
 		fmt.Fprintf(&b, "The simulated RI runs as its own process, as a real one would (--in-process-upstream changes that).\n\n")
@@ -172,8 +173,8 @@ func renderMarkdown(r *Report, args []string) string {
 		fmt.Fprintf(&b, "Load average before / after the run: %s / %s.\n\n", r.LoadBefore, r.LoadAfter)
 	}
 	if r.Probe != nil {
-		fmt.Fprintf(&b, "Verification: %s. Findings on a valid exchange: %s; on the corrupted one: %s.\n\n",
-			r.Probe.Note, listOrNone(r.Probe.ValidFindings), listOrNone(r.Probe.CorruptFlagged))
+		fmt.Fprintf(&b, "Verification: %s. Findings on a valid exchange: %s; with a corrupted request signature: %s; with a corrupted response signature: %s.\n\n",
+			r.Probe.Note, listOrNone(r.Probe.ValidFindings), listOrNone(r.Probe.CorruptFlagged), listOrNone(r.Probe.CorruptRespFlagged))
 	}
 	if r.Rounds > 1 {
 		fmt.Fprintf(&b, "Every path and concurrency was measured %d times, the paths in a rotating order. A row gives the medians, with the lowest and highest round in brackets, and the requests of all rounds; a ratio is the median of the ratios within each round.\n\n", r.Rounds)

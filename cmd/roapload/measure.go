@@ -35,6 +35,7 @@ type Config struct {
 	Requests    int           // per cell; > 0 replaces Duration
 	Warmup      time.Duration // per cell before measuring (Requests mode: Requests/10 requests)
 	Variants    int           // distinct signed exchanges
+	Exchange    string        // ShapeTypical (default) or ShapeFull
 	Bits        int           // RSA key size of the test PKI
 	// Rounds measures every closed-loop cell this many times, the paths in a rotating order, and
 	// reports medians: on a shared machine one cell can land in a slow minute that the next
@@ -89,8 +90,10 @@ type Cell struct {
 type Probe struct {
 	Active         bool     `json:"active"`
 	CorruptFlagged []string `json:"corruptFindings"`
-	ValidFindings  []string `json:"validFindings"`
-	Note           string   `json:"note"`
+	// CorruptRespFlagged are the findings on an exchange whose response signature is corrupted.
+	CorruptRespFlagged []string `json:"corruptResponseFindings"`
+	ValidFindings      []string `json:"validFindings"`
+	Note               string   `json:"note"`
 }
 
 // UIResult is the --ui-tab comparison.
@@ -135,6 +138,7 @@ type Report struct {
 	GoVersion     string    `json:"goVersion"`
 	ClockTicks    int       `json:"clockTicks"`
 	ClockGuessed  bool      `json:"clockTicksGuessed,omitempty"`
+	Exchange      string    `json:"exchange"`
 	RequestBytes  int       `json:"requestBytes"`
 	ResponseBytes int       `json:"responseBytes"`
 	Variants      int       `json:"variants"`
@@ -208,7 +212,11 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 	rep.ClockTicks, rep.ClockGuessed = ticks, !ok
 
 	cfg.logf("building the test PKI and %d signed exchanges (%d-bit RSA)…", cfg.Variants, rep.Bits)
-	pl, err := newPayload(cfg.Variants, rep.Bits)
+	rep.Exchange = cfg.Exchange
+	if rep.Exchange == "" {
+		rep.Exchange = ShapeTypical
+	}
+	pl, err := newPayload(cfg.Variants, rep.Bits, rep.Exchange)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +265,11 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		c    *client
 		proc *proxyProc
 	}
-	targets := []target{{name: pathDirect, c: newClient(up.URL, pl, maxConc)}}
+	direct, err := connect(ctx, up.URL, pl, maxConc)
+	if err != nil {
+		return nil, err
+	}
+	targets := []target{{name: pathDirect, c: direct}}
 	defer func() {
 		for _, t := range targets {
 			t.c.close()
@@ -293,7 +305,12 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		targets = append(targets, target{name: name, c: newClient(proc.Reverse, pl, maxConc), proc: proc})
+		c, err := connect(ctx, proc.Reverse, pl, maxConc)
+		if err != nil {
+			proc.kill()
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		targets = append(targets, target{name: name, c: c, proc: proc})
 	}
 	rep.Rounds = max(cfg.Rounds, 1)
 	var raw []Cell
@@ -334,7 +351,11 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := newClient(proc.Reverse, pl, cfg.FlowsConc)
+		c, err := connect(ctx, proc.Reverse, pl, cfg.FlowsConc)
+		if err != nil {
+			proc.kill()
+			return nil, err
+		}
 		m := measurer
 		m.noWarmup = true
 		cell, err := m.count(ctx, pathVerify+", RSS check", c, proc, cfg.FlowsConc, cfg.Flows)
@@ -434,22 +455,35 @@ func (m cellMeasurer) sampled(ctx context.Context, path string, proc *proxyProc,
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// probe starts a verifying proxy with the UI, sends one valid and one corrupted exchange, and
-// reads the findings back from the UI's API: a verifying proxy must flag the bad signature.
+// probe starts a verifying proxy with the UI, sends a valid exchange, one with a corrupted
+// request signature and one with a corrupted response signature, and reads the findings back
+// from the UI's API: a verifying proxy must check the valid one without a ROAP-SIG finding and
+// flag both bad signatures. With the typical shape, the response has no chain, so the last
+// check also shows that the proxy verifies with the RI certificate it learnt from the prelude.
 func probe(ctx context.Context, pcfg proxyConfig, pl *payload) (*Probe, error) {
 	proc, err := startProxy(pcfg)
 	if err != nil {
 		return nil, err
 	}
 	defer proc.kill()
-	c := newClient(proc.Reverse, pl, 1)
+	c, err := connect(ctx, proc.Reverse, pl, 1)
+	if err != nil {
+		return nil, err
+	}
 	defer c.close()
 	var buf bytes.Buffer
-	if err := c.do(ctx, pl.exchanges[0], &buf); err != nil {
-		return nil, fmt.Errorf("valid exchange: %w", err)
+	sends := []struct {
+		what string
+		x    exchange
+	}{{"valid exchange", pl.exchanges[0]}, {"corrupted request", pl.corruptReq}, {"corrupted response", pl.corruptResp}}
+	for _, s := range sends {
+		if err := c.do(ctx, s.x, &buf); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.what, err)
+		}
 	}
-	if err := c.do(ctx, pl.corrupt, &buf); err != nil {
-		return nil, fmt.Errorf("corrupted exchange: %w", err)
+	want := len(sends)
+	if pl.prelude != nil {
+		want++
 	}
 	// The proxy stores a flow once the response body has been handed over, which can be a
 	// moment after the client has all its bytes: poll briefly.
@@ -458,21 +492,28 @@ func probe(ctx context.Context, pcfg proxyConfig, pl *payload) (*Probe, error) {
 		if flows, err = listFlows(ctx, proc.UI); err != nil {
 			return nil, err
 		}
-		if len(flows) >= 2 || time.Now().After(deadline) {
+		if len(flows) >= want || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if len(flows) != 2 {
-		return nil, fmt.Errorf("GET /api/flows: %d flows, want 2", len(flows))
+	if len(flows) != want {
+		return nil, fmt.Errorf("GET /api/flows: %d flows, want %d", len(flows), want)
 	}
 	slices.SortFunc(flows, func(a, b probeFlow) int { return cmp.Compare(a.ID, b.ID) })
-	pr := &Probe{ValidFindings: nonNil(flows[0].Findings), CorruptFlagged: nonNil(flows[1].Findings)}
-	pr.Active = slices.Contains(pr.CorruptFlagged, "ROAP-SIG")
-	if pr.Active {
-		pr.Note = "active: a corrupted roRequest signature is flagged ROAP-SIG"
-	} else {
-		pr.Note = "NOT active: a corrupted roRequest signature is not flagged (verification is not wired into `roapproxy run`); the verifying path measures decoding only"
+	flows = flows[want-len(sends):]
+	pr := &Probe{ValidFindings: nonNil(flows[0].Findings), CorruptFlagged: nonNil(flows[1].Findings),
+		CorruptRespFlagged: nonNil(flows[2].Findings)}
+	validClean := !slices.ContainsFunc(pr.ValidFindings, func(id string) bool { return strings.HasPrefix(id, "ROAP-SIG") })
+	reqFlagged, respFlagged := slices.Contains(pr.CorruptFlagged, "ROAP-SIG"), slices.Contains(pr.CorruptRespFlagged, "ROAP-SIG")
+	pr.Active = validClean && reqFlagged && respFlagged
+	switch {
+	case pr.Active:
+		pr.Note = "active: the valid exchange's signatures verify, and a corrupted roRequest and a corrupted roResponse signature are each flagged ROAP-SIG"
+	case !validClean:
+		pr.Note = "NOT complete: the valid exchange has a ROAP-SIG finding, so its signatures were not all checked"
+	default:
+		pr.Note = fmt.Sprintf("NOT active: corrupted signatures flagged — request %v, response %v; the verifying path does not verify everything it is credited with", reqFlagged, respFlagged)
 	}
 	if err := proc.stop(); err != nil {
 		return nil, err

@@ -19,6 +19,20 @@ type exchange struct {
 	req, resp []byte
 }
 
+// Exchange shapes (--exchange). Both are 2-pass RO acquisitions signed with RSA-PSS and fully
+// verified; they differ in what the device and the RI already hold of each other.
+const (
+	// ShapeTypical is an RO acquisition after registration: the device holds the RI's
+	// certificate and says so with PeerKeyIdentifier, so the RI sends no chain; the issuing CA
+	// answers OCSP for its own certificates, so the OCSP response carries no certificates. The
+	// device still sends its chain. About 3.7 KB up and 4.6 KB down: the issue's "3 KB ROAP
+	// request and 5 KB response".
+	ShapeTypical = "typical"
+	// ShapeFull is first contact: the RI sends its chain and an OCSP response from a
+	// delegated responder with the responder's certificates. About 3.4 KB up and 9.4 KB down.
+	ShapeFull = "full"
+)
+
 // payload holds the bodies the load sends. Each variant has its own nonce, as real 2-pass
 // exchanges do, so a verifier that correlates requests with responses sees distinct
 // exchanges instead of one message replayed; signing a fresh pair per request would instead
@@ -26,36 +40,55 @@ type exchange struct {
 type payload struct {
 	pki       *sim.PKI
 	rootPEM   []byte
+	shape     string
 	exchanges []exchange
 	byRequest map[string][]byte // request body → its response
-	// corrupt is a variant whose request signature does not verify; the probe uses it to tell
-	// whether the proxy really verifies.
-	corrupt exchange
+	// prelude, when set, goes through every proxy once before any load: a full-shape exchange
+	// that delivers the RI chain, as registration does, so that the typical shape's chainless
+	// responses verify against the certificate the proxy has seen.
+	prelude *exchange
+	// corruptReq and corruptResp are variants whose request, respectively response, signature
+	// does not verify; the probe uses them to tell whether the proxy really verifies both.
+	corruptReq, corruptResp exchange
 }
 
-// newPayload builds a test PKI and variants signed exchanges: roRequest by the device key
-// (RSA-PSS, SHA-1, salt 20) with its certificate chain; roResponse by the RI key with the RI
-// chain, one protected RO and a real OCSP response for the RI certificate.
-func newPayload(variants, bits int) (*payload, error) {
+// newPayload builds a test PKI and variants signed exchanges of the given shape: roRequest by
+// the device key (RSA-PSS, SHA-1, salt 20) with its certificate chain; roResponse by the RI
+// key with one protected RO and a real OCSP response for the RI certificate.
+func newPayload(variants, bits int, shape string) (*payload, error) {
 	if variants < 1 {
 		return nil, fmt.Errorf("need at least one request variant, got %d", variants)
+	}
+	if shape != ShapeTypical && shape != ShapeFull {
+		return nil, fmt.Errorf("exchange shape %q: want %s or %s", shape, ShapeTypical, ShapeFull)
 	}
 	p, err := sim.NewPKI(sim.PKIOptions{Bits: bits, Devices: 1, RIs: 1})
 	if err != nil {
 		return nil, fmt.Errorf("test PKI: %w", err)
 	}
 	ri, dev := p.RIs[0], p.Devices[0]
-	ocsp, err := sim.NewOCSPResponder(p).Respond(ri.Cert, nil)
+	delegated, err := sim.NewOCSPResponder(p).Respond(ri.Cert, nil)
 	if err != nil {
 		return nil, fmt.Errorf("OCSP response: %w", err)
+	}
+	// The same PKI without its delegated responder: the CA signs, and sends no certificates
+	// because the device knows the CA from the chain.
+	byCA := *p
+	byCA.OCSP = nil
+	caResponder := sim.NewOCSPResponder(&byCA)
+	caResponder.SetFaults(sim.OCSPFaults{OmitResponderCert: true})
+	caSigned, err := caResponder.Respond(ri.Cert, nil)
+	if err != nil {
+		return nil, fmt.Errorf("OCSP response by the CA: %w", err)
 	}
 	pl := &payload{
 		pki:       p,
 		rootPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Root.Cert.Raw}),
-		byRequest: make(map[string][]byte, variants),
+		shape:     shape,
+		byRequest: make(map[string][]byte, variants+3),
 	}
 	now := time.Now()
-	build := func(i int, corrupt bool) (exchange, error) {
+	build := func(i int, shape string, badReq, badResp bool) (exchange, error) {
 		nonce := make([]byte, 20)
 		if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
 			return exchange{}, err
@@ -67,7 +100,14 @@ func newPayload(variants, bits int) (*payload, error) {
 		n64 := base64.StdEncoding.EncodeToString(nonce)
 		roID := fmt.Sprintf("REL-load-%d", i)
 		rq := sim.RORequest{DeviceID: dev.ID(), RIID: ri.ID(), Nonce: n64, Time: now, ROIDs: []string{roID}, Chain: dev.ChainDER()}
-		req, err := sim.Sign(rq.Build(), dev.Key, corrupt)
+		rs := sim.ROResponse{Status: sim.StatusSuccess, DeviceID: dev.ID(), RIID: ri.ID(), Nonce: n64}
+		if shape == ShapeTypical {
+			rq.PeerKeyID = ri.ID()
+			rs.OCSP = [][]byte{caSigned}
+		} else {
+			rs.Chain, rs.OCSP = ri.ChainDER(), [][]byte{delegated}
+		}
+		req, err := sim.Sign(rq.Build(), dev.Key, badReq)
 		if err != nil {
 			return exchange{}, fmt.Errorf("signing roRequest: %w", err)
 		}
@@ -76,26 +116,35 @@ func newPayload(variants, bits int) (*payload, error) {
 		if err != nil {
 			return exchange{}, fmt.Errorf("protected RO: %w", err)
 		}
-		rs := sim.ROResponse{Status: sim.StatusSuccess, DeviceID: dev.ID(), RIID: ri.ID(), Nonce: n64,
-			ROs: []*decode.Node{ro}, Chain: ri.ChainDER(), OCSP: [][]byte{ocsp}}
-		resp, err := rs.Sign(ri.Key, false)
+		rs.ROs = []*decode.Node{ro}
+		resp, err := rs.Sign(ri.Key, badResp)
 		if err != nil {
 			return exchange{}, fmt.Errorf("signing roResponse: %w", err)
 		}
-		return exchange{req: req, resp: resp}, nil
+		x := exchange{req: req, resp: resp}
+		pl.byRequest[string(x.req)] = x.resp
+		return x, nil
 	}
 	for i := 0; i < variants; i++ {
-		x, err := build(i, false)
+		x, err := build(i, shape, false, false)
 		if err != nil {
 			return nil, err
 		}
 		pl.exchanges = append(pl.exchanges, x)
-		pl.byRequest[string(x.req)] = x.resp
 	}
-	if pl.corrupt, err = build(variants, true); err != nil {
+	if pl.corruptReq, err = build(variants, shape, true, false); err != nil {
 		return nil, err
 	}
-	pl.byRequest[string(pl.corrupt.req)] = pl.corrupt.resp
+	if pl.corruptResp, err = build(variants+1, shape, false, true); err != nil {
+		return nil, err
+	}
+	if shape == ShapeTypical {
+		x, err := build(variants+2, ShapeFull, false, false)
+		if err != nil {
+			return nil, err
+		}
+		pl.prelude = &x
+	}
 	return pl, nil
 }
 

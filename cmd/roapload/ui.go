@@ -38,7 +38,10 @@ func measureUI(ctx context.Context, cfg *Config, m cellMeasurer, pcfg proxyConfi
 		return nil, err
 	}
 	defer proc.kill()
-	c := newClient(proc.Reverse, pl, rateWorkers)
+	c, err := connect(ctx, proc.Reverse, pl, rateWorkers)
+	if err != nil {
+		return nil, err
+	}
 	defer c.close()
 	name := fmt.Sprintf("verifying + UI, %.0f req/s", cfg.UIRate)
 	run := func(label string) (*Cell, error) {
