@@ -94,6 +94,9 @@ type chainOpts struct {
 	// wantIDNode, when set, is the element wantID came from; its path replaces wantIDPath and is
 	// built only if the identifier does not match.
 	wantIDNode *decode.Node
+	// cached says the chain was learnt from an earlier message rather than sent in this one: the
+	// walker appended its anchor then, so that is no news now.
+	cached bool
 }
 
 func (o *chainOpts) idPath() string {
@@ -191,7 +194,7 @@ func (v *Verifier) walkChain(certs []*x509.Certificate, o chainOpts) *chainResul
 	switch {
 	case v.trust.isAnchor(last):
 		r.anchored = true
-		if len(path) > 1 || isSelfSigned(last) {
+		if !o.cached && (len(path) > 1 || isSelfSigned(last)) {
 			r.findings = append(r.findings, RuleChainRoot.At(certPath(o.path, len(path)-1), "the chain includes the trust anchor %s; senders normally leave the root out", certName(last)))
 		}
 	default:

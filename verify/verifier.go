@@ -236,7 +236,7 @@ func (v *Verifier) signerChain(m *decode.Message, role decode.Role, at time.Time
 	if cached == nil {
 		return nil, nil
 	}
-	o.path = ""
+	o.path, o.cached = "", true
 	cr := v.walkChain(cached, o)
 	var fs []decode.Finding
 	for _, f := range cr.findings {
