@@ -139,6 +139,21 @@ type state struct {
 	depth     int // nesting level of embedded messages
 	// parsedClean says the tree came from ParseXML and no node in it has an unbound prefix.
 	parsedClean bool
+	// ints and nodes back the slices of the Found values Seq.Check returns: a message checks
+	// several tables, and carving them from shared arrays saves two allocations per table.
+	ints  []int
+	nodes []*Node
+}
+
+// carve returns n elements of the free tail of *slab, growing it by a fresh array when full;
+// earlier carvings keep the old array, so they are never overwritten.
+func carve[T any](slab *[]T, n int) []T {
+	if cap(*slab)-len(*slab) < n {
+		*slab = make([]T, 0, max(n, 64))
+	}
+	l := len(*slab)
+	*slab = (*slab)[:l+n]
+	return (*slab)[l : l+n : l+n]
 }
 
 // Decode decodes body. It never panics on input and never returns nil. The Message keeps and

@@ -257,3 +257,48 @@ func TestALargeDocumentInASmallArenaAllocatesLikeAFreshOne(t *testing.T) {
 		t.Fatalf("a 600-element document made %.0f allocations in a small recycled arena, %.0f in fresh memory", inSmall, fresh)
 	}
 }
+
+// TestCarveKeepsEarlierSlices checks the slab behind Seq.Check's results: a carving is never
+// handed out twice, across a refill too, and cannot grow into its neighbour.
+func TestCarveKeepsEarlierSlices(t *testing.T) {
+	var slab []int
+	var got [][]int
+	for i, n := range []int{3, 40, 30, 1, 64, 70, 2} {
+		s := carve(&slab, n)
+		if len(s) != n || cap(s) != n {
+			t.Fatalf("carving %d: len %d cap %d", n, len(s), cap(s))
+		}
+		for k := range s {
+			s[k] = i
+		}
+		got = append(got, s)
+	}
+	for i, s := range got {
+		for _, v := range s {
+			if v != i {
+				t.Fatalf("carving %d was overwritten: %v", i, s)
+			}
+		}
+	}
+	if a := got[0]; len(append(a, 99)) == 4 && got[1][0] == 99 {
+		t.Error("appending to a carving wrote into the next one")
+	}
+}
+
+// TestCheckResultsShareASlab checks that the tables of one message do not cost two allocations
+// each (a roResponse with one protected RO checks three), and that later checks leave earlier
+// results alone.
+func TestCheckResultsShareASlab(t *testing.T) {
+	var st state
+	parent := &Node{Kind: ElementNode, Local: "p", Children: []*Node{{Kind: ElementNode, Local: "a"}, {Kind: ElementNode, Local: "b"}}}
+	specs := []ElemSpec{{Name: "a", Min: 1, Max: 1, Type: VAny}, {Name: "b", Min: 1, Max: 1, Type: VAny}}
+	m := &Message{IDs: map[string]string{}}
+	first := Seq{Where: "t"}.Check(&st, m, parent, specs)
+	allocs := testing.AllocsPerRun(50, func() { Seq{Where: "t"}.Check(&st, m, parent, specs) })
+	if allocs >= 1 {
+		t.Errorf("Seq.Check with a state allocated %.1f times per call", allocs)
+	}
+	if first.First("a") != parent.Children[0] || first.First("b") != parent.Children[1] {
+		t.Errorf("the first result changed after later checks: %v %v", first.First("a"), first.First("b"))
+	}
+}

@@ -214,7 +214,7 @@ func roapExtPlacement(m *Message, ext *Node) {
 	if ext == nil || !ok {
 		return
 	}
-	for _, e := range ext.ChildrenNamed("extension") {
+	for e := range ext.EachNamed("extension") {
 		t, _ := xsiTypeLocal(e)
 		if t == "" || !knownExtensions[t] {
 			continue
@@ -478,7 +478,7 @@ func roapROInfo(m *Message, ri *Node) []string {
 		}
 		prev = c.Local
 	}
-	if len(ri.ChildrenNamed("roID")) == 0 {
+	if ri.Child("roID") == nil {
 		m.Add(roapRuleROReqShape.At(PathOf(ri)+"/roID", "roInfo names no roID"))
 	}
 	return ids
@@ -487,6 +487,10 @@ func roapROInfo(m *Message, ri *Node) []string {
 // roResponseVariant tells a 1-pass (pushed) from a 2-pass roResponse. The transport hint wins;
 // without one, a nonce (the echo of the Device Nonce) means 2-pass. A failure status only makes
 // sense as an answer, so it is 2-pass unless the body was pushed.
+// roResponseWhere names the table of each variant for findings, without a concatenation per
+// message.
+var roResponseWhere = map[string]string{"1-pass": "1-pass Success roResponse", "2-pass": "2-pass Success roResponse"}
+
 func roResponseVariant(d *state, root *Node, success bool) string {
 	switch {
 	case d.hint.Pushed:
@@ -514,7 +518,7 @@ func decodeROResponse(d *state, m *Message, root *Node) {
 	if m.Variant == "1-pass" {
 		nonce = Absent("nonce")
 	}
-	f := roapCheck(d, m, Seq{Presence: roapRuleRORespShape, Order: roapRuleRORespShape, Where: m.Variant + " Success roResponse"}, root, []ElemSpec{
+	f := roapCheck(d, m, Seq{Presence: roapRuleRORespShape, Order: roapRuleRORespShape, Where: roResponseWhere[m.Variant]}, root, []ElemSpec{
 		M("deviceID", VIdentifier), M("riID", VIdentifier), nonce, R("protectedRO", 1, VAny), O("certificateChain", VChain),
 		R("ocspResponse", 0, VOCSP), O("extensions", VExtensions), M("signature", VBase64),
 	}, "protectedRO")
@@ -803,7 +807,7 @@ func decodeLeaveDomainRequest(d *state, m *Message, root *Node) {
 	roapDomainIDForm(m, f.First("domainID"))
 	if ext := f.First("extensions"); ext != nil {
 		roapExtPlacement(m, ext)
-		for _, e := range ext.ChildrenNamed("extension") {
+		for e := range ext.EachNamed("extension") {
 			if t, _ := xsiTypeLocal(e); t == "NotDomainMember" {
 				m.Add(roapRuleLDReqNotMem.At(PathOf(e), "the device says it is not a member of %s (it held no domain context)", clip(f.Text("domainID"), 40)))
 			}
@@ -892,7 +896,7 @@ func decodeMeteringReportResponse(d *state, m *Message, root *Node) {
 	if ext := f.First("extensions"); ext != nil {
 		// The post-response URL extension's type name is not confirmed; Symbian matches the
 		// path extensions/extension/prURL whatever the type.
-		for _, e := range ext.ChildrenNamed("extension") {
+		for e := range ext.EachNamed("extension") {
 			if p := e.Child("prURL"); p != nil {
 				d.checkValue(m, p, ElemSpec{Name: "prURL", Type: VAnyURI})
 				m.setID("prURL", p.TextContent())

@@ -193,9 +193,19 @@ func (s Seq) Check(d *state, m *Message, parent *Node, specs []ElemSpec) Found {
 	for i := 1; i < len(start); i++ {
 		start[i] += start[i-1]
 	}
-	found := Found{specs: specs, start: append([]int(nil), start...)}
+	found := Found{specs: specs}
+	if d != nil {
+		found.start = carve(&d.ints, len(start))
+	} else {
+		found.start = make([]int, len(start))
+	}
+	copy(found.start, start)
 	if matched > 0 {
-		found.nodes = make([]*Node, matched)
+		if d != nil {
+			found.nodes = carve(&d.nodes, matched)
+		} else {
+			found.nodes = make([]*Node, matched)
+		}
 		fill := start // reused as the next free slot of each row
 		for k, c := range parent.Children {
 			if r := rows[k]; r >= 0 {
@@ -556,7 +566,7 @@ var knownExtensions = map[string]bool{
 // Extensions returns the xsi:type local names of the extensions under an <extensions> element.
 func Extensions(n *Node) []string {
 	var out []string
-	for _, e := range n.ChildrenNamed("extension") {
+	for e := range n.EachNamed("extension") {
 		t, _ := xsiTypeLocal(e)
 		out = append(out, t)
 	}
@@ -627,32 +637,33 @@ func KnownStatus(v string) bool { return knownStatus[v] }
 // TokenDeliveryResponse. It returns the value ("" when absent).
 func (d *state) status(m *Message, root *Node, kind string) string {
 	v, ok := root.Attr("status")
-	path := "/" + root.Local + "/@status"
+	// The path is only needed for a finding, which a well-formed response has none of.
+	path := func() string { return "/" + root.Local + "/@status" }
 	if !ok {
 		// Case drift in SCE tables ("Status") is tolerated with a note.
 		for _, a := range root.Attrs {
 			if !a.IsNS && strings.EqualFold(a.Local, "status") {
 				v, ok = a.Value, true
-				m.Add(RuleChildCase.At(path, "status attribute is spelled %q", a.Local))
+				m.Add(RuleChildCase.At(path(), "status attribute is spelled %q", a.Local))
 			}
 		}
 	}
 	if !ok {
-		m.Add(RuleStatusMissing.At(path, "%s has no status attribute", kind))
+		m.Add(RuleStatusMissing.At(path(), "%s has no status attribute", kind))
 		return ""
 	}
 	m.Status = v
 	switch {
 	case quirkStatus[v] != "":
-		m.Add(RuleStatusQuirk.At(path, "status %q is a known misspelling of %q", v, quirkStatus[v]))
+		m.Add(RuleStatusQuirk.At(path(), "status %q is a known misspelling of %q", v, quirkStatus[v]))
 	case !knownStatus[v]:
-		m.Add(RuleStatusEnum.At(path, "status %q is not a roap:Status value", clip(v, 60)))
+		m.Add(RuleStatusEnum.At(path(), "status %q is not a roap:Status value", clip(v, 60)))
 	}
 	if v == "DomainAccessDenied" && kind != "joinDomainResponse" {
-		m.Add(RuleDADScope.At(path, "DomainAccessDenied in %s; it is only valid in joinDomainResponse", kind))
+		m.Add(RuleDADScope.At(path(), "DomainAccessDenied in %s; it is only valid in joinDomainResponse", kind))
 	}
 	if (v == "TokenConsumptionReportError" || v == "NoTokenConsumptionReport") && kind != "TokenDeliveryResponse" {
-		m.Add(RuleTokenScope.At(path, "%s in %s; it is only valid in TokenDeliveryResponse", v, kind))
+		m.Add(RuleTokenScope.At(path(), "%s in %s; it is only valid in TokenDeliveryResponse", v, kind))
 	}
 	return v
 }

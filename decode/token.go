@@ -211,7 +211,7 @@ func tokReportFields(m *Message, f Found) {
 // part of xsi:type, whatever the prefix).
 func tokExtensions(m *Message, ext *Node) {
 	seen := map[string]bool{}
-	for _, e := range ext.ChildrenNamed("extension") {
+	for e := range ext.EachNamed("extension") {
 		t, _ := xsiTypeLocal(e)
 		path := PathOf(e)
 		switch {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"sync"
@@ -121,12 +122,25 @@ func (n *Node) ChildrenNamed(name string) []*Node {
 		return nil
 	}
 	var out []*Node
-	for _, c := range n.Children {
-		if c.Kind == ElementNode && c.Local == name {
-			out = append(out, c)
-		}
+	for c := range n.EachNamed(name) {
+		out = append(out, c)
 	}
 	return out
+}
+
+// EachNamed yields, in order, the element children whose local name equals name, without the
+// slice ChildrenNamed builds.
+func (n *Node) EachNamed(name string) iter.Seq[*Node] {
+	return func(yield func(*Node) bool) {
+		if n == nil {
+			return
+		}
+		for _, c := range n.Children {
+			if c.Kind == ElementNode && c.Local == name && !yield(c) {
+				return
+			}
+		}
+	}
 }
 
 // Attr returns the value of the attribute with the given local name and no namespace, and whether
