@@ -4,6 +4,7 @@
 package captures
 
 import (
+	"iter"
 	"net/http"
 	"net/url"
 	"strings"
@@ -85,24 +86,48 @@ func (f *Flow) Messages() []*decode.Message {
 
 // AllFindings returns the flow's findings followed by those of its messages (nested included).
 func (f *Flow) AllFindings() []decode.Finding {
-	out := append([]decode.Finding(nil), f.Findings...)
-	var walk func(m *decode.Message)
-	walk = func(m *decode.Message) {
-		out = append(out, m.Findings...)
-		for _, n := range m.Nested {
-			walk(n)
-		}
-	}
-	for _, m := range f.Messages() {
-		walk(m)
+	var out []decode.Finding
+	for x := range f.EachFinding() {
+		out = append(out, x)
 	}
 	return out
+}
+
+// EachFinding yields what AllFindings returns, in the same order, without collecting it: the
+// summary of every stored flow reads them once.
+func (f *Flow) EachFinding() iter.Seq[decode.Finding] {
+	return func(yield func(decode.Finding) bool) {
+		for _, x := range f.Findings {
+			if !yield(x) {
+				return
+			}
+		}
+		for _, m := range [2]*decode.Message{f.Request.Message, f.Response.Message} {
+			if m != nil && !eachMessageFinding(m, yield) {
+				return
+			}
+		}
+	}
+}
+
+func eachMessageFinding(m *decode.Message, yield func(decode.Finding) bool) bool {
+	for _, x := range m.Findings {
+		if !yield(x) {
+			return false
+		}
+	}
+	for _, n := range m.Nested {
+		if !eachMessageFinding(n, yield) {
+			return false
+		}
+	}
+	return true
 }
 
 // Verdict is the worst severity of all the flow's findings ("" when there are none).
 func (f *Flow) Verdict() decode.Severity {
 	var w decode.Severity
-	for _, x := range f.AllFindings() {
+	for x := range f.EachFinding() {
 		if x.Severity.Rank() > w.Rank() {
 			w = x.Severity
 		}
@@ -157,9 +182,16 @@ func Summarize(f *Flow) Summary {
 	if !f.Timings.Responded.IsZero() {
 		s.RespondedMS = float64(f.Timings.Responded.Sub(f.Timings.Received).Microseconds()) / 1000
 	}
-	ids := map[string]string{}
-	for _, m := range f.Messages() {
+	// The request's identifiers win over the response's.
+	var ids map[string]string
+	for _, m := range [2]*decode.Message{f.Request.Message, f.Response.Message} {
+		if m == nil {
+			continue
+		}
 		for k, v := range m.IDs {
+			if ids == nil {
+				ids = make(map[string]string, len(m.IDs))
+			}
 			if _, seen := ids[k]; !seen {
 				ids[k] = v
 			}
@@ -184,7 +216,7 @@ func Summarize(f *Flow) Summary {
 	if len(ids) > 0 {
 		s.IDs = ids
 	}
-	for _, x := range f.AllFindings() {
+	for x := range f.EachFinding() {
 		switch x.Severity {
 		case decode.SevError:
 			s.Errors++
