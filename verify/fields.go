@@ -209,7 +209,7 @@ func chainNamed(m *decode.Message, name string, rootChild bool) *decode.Chain {
 		return nil
 	}
 	ch := &decode.Chain{Path: decode.PathOf(n)}
-	for _, c := range n.ChildrenNamed("certificate") {
+	for c := range n.EachNamed("certificate") {
 		der, ok := b64(c.TextContent())
 		if !ok {
 			continue
@@ -236,7 +236,7 @@ func ocspOf(m *decode.Message) []decode.OCSPBlob {
 		return m.OCSP
 	}
 	var out []decode.OCSPBlob
-	for _, n := range m.Root.ChildrenNamed("ocspResponse") {
+	for n := range m.Root.EachNamed("ocspResponse") {
 		if der, ok := b64(n.TextContent()); ok {
 			out = append(out, decode.OCSPBlob{Path: decode.PathOf(n), DER: der})
 		}

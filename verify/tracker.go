@@ -1111,7 +1111,7 @@ func (b *obs) tokenDelivery() {
 		named := false
 		if req != nil && req.Root != nil {
 			if ext := req.Root.Child("extensions"); ext != nil {
-				for _, x := range ext.ChildrenNamed("extension") {
+				for x := range ext.EachNamed("extension") {
 					if id := decode.IdentifierHash(findDesc(x, 3, "identifier", "keyIdentifier")); id != "" && id == riID {
 						named = true
 					}
