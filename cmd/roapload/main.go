@@ -1,13 +1,14 @@
 // Command roapload measures what roapproxy costs on the forwarding path. In one run, on
-// loopback only, it sends signed ROAP exchanges (a ~3 KB roRequest with the device chain, a
-// ~9 KB roResponse with the RI chain, a protected RO and an OCSP response) to a simulated RI
-// five ways: directly, through two floors (a TCP relay that parses nothing and a bare
+// loopback only, it sends signed ROAP exchanges (by default a 3.7 KB roRequest with the device
+// chain and a 4.6 KB roResponse with a protected RO and an OCSP response, the RI chain learnt
+// from a first exchange; --exchange full sends the RI chain in every 9.4 KB response) to a
+// simulated RI five ways: directly, through two floors (a TCP relay that parses nothing and a bare
 // net/http/httputil reverse proxy), through `roapproxy run --no-verify`, and through a
 // verifying `roapproxy run`. Each proxy is a subprocess, so its CPU time, system calls and
 // resident memory come from /proc. Because shared machines are noisy, every figure is also
 // given as a ratio to a baseline measured in the same run.
 //
-//	go run ./cmd/roapload [--duration 5s] [--rounds 3] [--concurrency 1,32] [--flows 100000] [--ui-tab] [--json FILE]
+//	go run ./cmd/roapload [--duration 5s] [--rounds 3] [--concurrency 1,32] [--exchange typical|full] [--flows 100000] [--ui-tab] [--json FILE]
 package main
 
 import (
