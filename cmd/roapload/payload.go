@@ -40,7 +40,6 @@ const (
 type payload struct {
 	pki       *sim.PKI
 	rootPEM   []byte
-	shape     string
 	exchanges []exchange
 	byRequest map[string][]byte // request body → its response
 	// prelude, when set, goes through every proxy once before any load: a full-shape exchange
@@ -84,7 +83,6 @@ func newPayload(variants, bits int, shape string) (*payload, error) {
 	pl := &payload{
 		pki:       p,
 		rootPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Root.Cert.Raw}),
-		shape:     shape,
 		byRequest: make(map[string][]byte, variants+3),
 	}
 	now := time.Now()
