@@ -54,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		jsonPath string
 	)
 	fs.StringVar(&cfg.Bin, "bin", "", "roapproxy `binary` to measure (default: go build ./cmd/roapproxy into a temporary folder)")
+	fs.StringVar(&cfg.Compare, "compare", "", "also measure this roapproxy `binary` verifying, as one more path in the same rounds, and give the measured build's CPU and throughput as ratios to it (A/B of two builds)")
 	fs.StringVar(&conc, "concurrency", conc, "closed-loop concurrency `levels`, comma-separated")
 	fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measuring time per cell")
 	fs.IntVar(&cfg.Requests, "requests", 0, "requests per cell (replaces --duration when > 0)")
@@ -232,6 +233,13 @@ func renderMarkdown(r *Report, args []string) string {
 	} else if r.VerifyCPUNull > 0 {
 		fmt.Fprintf(&b, "\nProxy CPU per request at concurrency %d, verifying against httputil: %.2f×.\n", r.FloorConc, r.VerifyCPUNull)
 	}
+	if r.Compare != "" && r.CompareCPU > 0 {
+		fmt.Fprintf(&b, "\nAgainst the --compare build (%s): verifying CPU per request at concurrency %d %.3f× (rounds %s)", r.Compare, r.FloorConc, r.CompareCPU, joinRatios(r.CompareCPURounds))
+		if r.CompareRPSC1 > 0 {
+			fmt.Fprintf(&b, ", throughput at concurrency 1 %.3f×", r.CompareRPSC1)
+		}
+		b.WriteString(".\n")
+	}
 	if u := r.UI; u != nil {
 		if u.Skipped != "" {
 			fmt.Fprintf(&b, "UI tab: %s.\n", u.Skipped)
@@ -302,4 +310,12 @@ func rssStr(c Cell) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.1f MB", c.RSSMB)
+}
+
+func joinRatios(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.3f", x)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -25,11 +25,15 @@ const (
 	pathNull     = "httputil proxy (floor)"
 	pathNoVerify = "proxy --no-verify"
 	pathVerify   = "proxy, verifying"
+	pathCompare  = "proxy, verifying, --compare build"
 )
 
 // Config is one measurement run.
 type Config struct {
-	Bin         string        // roapproxy binary; "" builds ./cmd/roapproxy
+	Bin string // roapproxy binary; "" builds ./cmd/roapproxy
+	// Compare, when set, is a second roapproxy binary measured verifying as one more path in
+	// the same rounds, so that two builds are compared minutes, not runs, apart.
+	Compare     string
 	Concurrency []int         // closed-loop workers per cell
 	Duration    time.Duration // per cell, when Requests is 0
 	Requests    int           // per cell; > 0 replaces Duration
@@ -160,13 +164,19 @@ type Report struct {
 	NullRatioC1       float64 `json:"nullProxyThroughputRatioC1,omitempty"`
 	RelayRatioC1      float64 `json:"relayThroughputRatioC1,omitempty"`
 	// CPU per request at the highest concurrency, against the floors of the same run.
-	FloorConc        int      `json:"floorConcurrency,omitempty"`
-	VerifyCPURelay   float64  `json:"verifyCPUOverRelay,omitempty"`
-	NoVerifyCPURelay float64  `json:"noVerifyCPUOverRelay,omitempty"`
-	NullCPURelay     float64  `json:"nullCPUOverRelay,omitempty"`
-	VerifyCPUNull    float64  `json:"verifyCPUOverNull,omitempty"`
-	Targets          []Target `json:"targets"`
-	Elapsed          float64  `json:"elapsedSeconds"`
+	FloorConc int `json:"floorConcurrency,omitempty"`
+	// Against the --compare build: verifying CPU per request at FloorConc and throughput at
+	// concurrency 1, this build ÷ that one, with each round's own ratio.
+	Compare          string    `json:"compare,omitempty"`
+	CompareCPU       float64   `json:"verifyCPUOverCompare,omitempty"`
+	CompareCPURounds []float64 `json:"verifyCPUOverCompareRounds,omitempty"`
+	CompareRPSC1     float64   `json:"throughputOverCompareC1,omitempty"`
+	VerifyCPURelay   float64   `json:"verifyCPUOverRelay,omitempty"`
+	NoVerifyCPURelay float64   `json:"noVerifyCPUOverRelay,omitempty"`
+	NullCPURelay     float64   `json:"nullCPUOverRelay,omitempty"`
+	VerifyCPUNull    float64   `json:"verifyCPUOverNull,omitempty"`
+	Targets          []Target  `json:"targets"`
+	Elapsed          float64   `json:"elapsedSeconds"`
 }
 
 func (c *Config) logf(format string, args ...any) {
@@ -294,6 +304,12 @@ func Measure(ctx context.Context, cfg Config) (*Report, error) {
 		runs = append(runs, proxied{pathNull, null})
 	}
 	runs = append(runs, proxied{pathNoVerify, pc(false, false)}, proxied{pathVerify, pc(true, false)})
+	if cfg.Compare != "" {
+		other := pc(true, false)
+		other.Bin = cfg.Compare
+		runs = append(runs, proxied{pathCompare, other})
+		rep.Compare = cfg.Compare
+	}
 	for _, run := range runs {
 		name := run.name
 		if cfg.ProfileDir != "" && !run.cfg.Null && !run.cfg.Relay {
@@ -613,6 +629,10 @@ func (r *Report) floorRatios(find func(string, int) *Cell) {
 	r.NoVerifyCPURelay = r.paired(pathNoVerify, top, pathRelay, top, cpu)
 	r.NullCPURelay = r.paired(pathNull, top, pathRelay, top, cpu)
 	r.VerifyCPUNull = r.paired(pathVerify, top, pathNull, top, cpu)
+	if r.Compare != "" {
+		r.CompareCPURounds = r.pairedRounds(pathVerify, top, pathCompare, top, cpu)
+		r.CompareCPU = median(r.CompareCPURounds)
+	}
 }
 
 // summarize computes the ratios and checks the targets.
@@ -635,6 +655,9 @@ func (r *Report) summarize() {
 	r.NoVerifyRatioC1 = r.paired(pathNoVerify, 1, pathDirect, 1, rps)
 	r.NullRatioC1 = r.paired(pathNull, 1, pathDirect, 1, rps)
 	r.RelayRatioC1 = r.paired(pathRelay, 1, pathDirect, 1, rps)
+	if r.Compare != "" {
+		r.CompareRPSC1 = r.paired(pathVerify, 1, pathCompare, 1, rps)
+	}
 	r.floorRatios(find)
 	// CPU per request: the best-amortized cell (highest concurrency) is the proxy's steady
 	// cost; the concurrency-1 cell also carries idle wake-ups per request.

@@ -238,18 +238,28 @@ func TestMeasureEndToEnd(t *testing.T) {
 		t.Skip("builds and runs roapproxy")
 	}
 	var log bytes.Buffer
-	rep, err := Measure(context.Background(), Config{
+	// The same build twice: once as the build measured, once as the --compare build.
+	bin, err := buildProxy(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Measure(context.Background(), Config{Bin: bin, Compare: bin,
 		Concurrency: []int{4}, Requests: 200, Rounds: 2, Variants: 16, Bits: 2048, Probe: true, NullProxy: true, Relay: true, Log: &log,
 	})
 	if err != nil {
 		t.Fatalf("Measure: %v\n%s", err, log.String())
 	}
-	if len(rep.Cells) != 5 || len(rep.RoundCells) != 10 || rep.Rounds != 2 {
-		t.Fatalf("%d cells from %d round cells in %d rounds, want 5 from 10 in 2", len(rep.Cells), len(rep.RoundCells), rep.Rounds)
+	if len(rep.Cells) != 6 || len(rep.RoundCells) != 12 || rep.Rounds != 2 {
+		t.Fatalf("%d cells from %d round cells in %d rounds, want 6 from 12 in 2", len(rep.Cells), len(rep.RoundCells), rep.Rounds)
 	}
 	// The rounds rotate the order: the path measured first differs between them.
-	if rep.RoundCells[0].Path == rep.RoundCells[5].Path || rep.RoundCells[0].Round != 1 || rep.RoundCells[5].Round != 2 {
-		t.Errorf("round order: %s (round %d) then %s (round %d)", rep.RoundCells[0].Path, rep.RoundCells[0].Round, rep.RoundCells[5].Path, rep.RoundCells[5].Round)
+	if rep.RoundCells[0].Path == rep.RoundCells[6].Path || rep.RoundCells[0].Round != 1 || rep.RoundCells[6].Round != 2 {
+		t.Errorf("round order: %s (round %d) then %s (round %d)", rep.RoundCells[0].Path, rep.RoundCells[0].Round, rep.RoundCells[6].Path, rep.RoundCells[6].Round)
+	}
+	// Each round pairs the two builds; with 200 requests a cell the CPU figures are coarse, so
+	// only their presence is checked.
+	if rep.Compare != bin || len(rep.CompareCPURounds) != 2 || rep.CompareCPU <= 0 {
+		t.Errorf("--compare: %q, CPU ratio %.2f from rounds %v", rep.Compare, rep.CompareCPU, rep.CompareCPURounds)
 	}
 	paths := map[string]bool{}
 	for _, c := range rep.Cells {
@@ -273,7 +283,7 @@ func TestMeasureEndToEnd(t *testing.T) {
 			t.Errorf("%s: %.2f I/O calls per request", c.Path, c.IOCallsPerRq)
 		}
 	}
-	for _, p := range []string{pathDirect, pathRelay, pathNull, pathNoVerify, pathVerify} {
+	for _, p := range []string{pathDirect, pathRelay, pathNull, pathNoVerify, pathVerify, pathCompare} {
 		if !paths[p] {
 			t.Errorf("no %q cell", p)
 		}
@@ -301,7 +311,7 @@ func TestMeasureEndToEnd(t *testing.T) {
 	}
 	md := renderMarkdown(rep, []string{"--requests", "200"})
 	for _, want := range []string{"| path | conc. |", "| direct | 4 | 400 |", "measured 2 times", "proxy I/O calls/req", "proxy CPU per request", "request errors in all cells | 0 | 0 | yes",
-		"| TCP relay (floor) | 4 | 400 |", "against the TCP relay: verifying "} {
+		"| TCP relay (floor) | 4 | 400 |", "against the TCP relay: verifying ", "Against the --compare build ("} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}

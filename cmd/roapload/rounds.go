@@ -84,6 +84,11 @@ func median(v []float64) float64 {
 // the ratios within each round: a path is compared with the other as measured minutes, not a
 // quarter of an hour, apart. 0 when either cell is missing.
 func (r *Report) paired(pathA string, concA int, pathB string, concB int, f func(Cell) float64) float64 {
+	return median(r.pairedRounds(pathA, concA, pathB, concB, f))
+}
+
+// pairedRounds gives the ratio f(a) ÷ f(b) of each round that measured both cells, in round order.
+func (r *Report) pairedRounds(pathA string, concA int, pathB string, concB int, f func(Cell) float64) []float64 {
 	cells, rounds := r.RoundCells, r.Rounds
 	if len(cells) == 0 {
 		cells, rounds = r.Cells, 1
@@ -107,5 +112,5 @@ func (r *Report) paired(pathA string, concA int, pathB string, concB int, f func
 			ratios = append(ratios, v)
 		}
 	}
-	return median(ratios)
+	return ratios
 }
